@@ -1,0 +1,170 @@
+"""Argument checks shared by every chadsp wrapper, and the glue to hand numpy arrays to C.
+
+Each public function validates here, before any compiled code runs: the C layer trusts its arguments.
+Errors name the argument, what was seen and what was expected.
+"""
+from __future__ import annotations
+
+import numbers
+
+import numpy as np
+
+from ._chadsp import ffi, lib
+
+__all__ = [
+    "as_signal", "as_sequence", "as_sequence_pair", "check_int", "check_float", "check_threads",
+    "check_packed", "as_sequence_list", "ptr",
+]
+
+
+def _real_array(x, name: str, dtype=np.float32) -> np.ndarray:
+    """``x`` as a C-contiguous array of ``dtype``; rejects bool, complex, object and string dtypes."""
+    if isinstance(x, (str, bytes)) or x is None:
+        raise TypeError(f"{name} must be a numpy array of real numbers, got {type(x).__name__}")
+    arr = np.asarray(x)
+    kind = arr.dtype.kind
+    if kind not in "fiu":
+        what = {"b": "bool", "c": "complex", "O": "object", "U": "str", "S": "bytes", "M": "datetime",
+                "m": "timedelta", "V": "structured"}.get(kind, str(arr.dtype))
+        raise TypeError(f"{name} must have a real numeric dtype (float or int), got {what} ({arr.dtype})")
+    return np.ascontiguousarray(arr, dtype=dtype)
+
+
+def _check_finite(arr: np.ndarray, name: str) -> None:
+    if arr.size and not np.isfinite(arr).all():
+        bad = int(np.size(arr) - np.count_nonzero(np.isfinite(arr)))
+        raise ValueError(f"{name} must be finite, got {bad} NaN/inf value(s)")
+
+
+def as_signal(y, name: str = "y", *, dtype=np.float32, allow_empty: bool = True) -> np.ndarray:
+    """A 1-D finite signal as a C-contiguous ``dtype`` array."""
+    arr = _real_array(y, name, dtype)
+    if arr.ndim != 1:
+        raise ValueError(f"{name} must be 1-D (a mono signal), got shape {arr.shape}")
+    if not allow_empty and arr.size == 0:
+        raise ValueError(f"{name} must not be empty")
+    _check_finite(arr, name)
+    return arr
+
+
+def as_sequence(x, name: str, *, dtype=np.float32, allow_empty: bool = False) -> np.ndarray:
+    """A sequence of frames ``(T, D)`` (a 1-D ``(T,)`` input becomes ``(T, 1)``), C-contiguous, finite."""
+    arr = _real_array(x, name, dtype)
+    if arr.ndim == 1:
+        arr = arr.reshape(-1, 1)
+    elif arr.ndim != 2:
+        raise ValueError(f"{name} must be 1-D (T,) or 2-D (T, D), got shape {arr.shape}")
+    if arr.shape[1] == 0:
+        raise ValueError(f"{name} must have at least one feature column, got shape {arr.shape}")
+    if not allow_empty and arr.shape[0] == 0:
+        raise ValueError(f"{name} must have at least one frame, got shape {arr.shape}")
+    _check_finite(arr, name)
+    return arr
+
+
+def as_sequence_pair(a, b, names=("query", "target"), **kw) -> tuple[np.ndarray, np.ndarray]:
+    """Two sequences with the same feature dimension D."""
+    x = as_sequence(a, names[0], **kw)
+    y = as_sequence(b, names[1], **kw)
+    if x.shape[1] != y.shape[1]:
+        raise ValueError(f"{names[0]} and {names[1]} must have the same feature dimension D, "
+                         f"got {x.shape[1]} and {y.shape[1]}")
+    return x, y
+
+
+def as_sequence_list(candidates, name: str, dim: int, *, dtype=np.float32) -> tuple[np.ndarray, np.ndarray]:
+    """A list of ``(Ti, D)`` sequences, or a packed pair ``(concat, offsets)``, as the packed pair.
+
+    Lists are concatenated (a copy); a packed pair is checked and used in place.
+    """
+    if isinstance(candidates, tuple) and len(candidates) == 2 and not isinstance(candidates[0], (list, tuple)):
+        data, offsets = candidates
+        return check_packed(data, offsets, name, dim, dtype=dtype)
+    if isinstance(candidates, np.ndarray):
+        raise TypeError(f"{name} must be a list of (T, D) arrays or a packed pair (data, offsets), "
+                        f"got a single array of shape {candidates.shape}")
+    try:
+        seqs = [as_sequence(c, f"{name}[{i}]", dtype=dtype, allow_empty=True) for i, c in enumerate(candidates)]
+    except TypeError as exc:
+        if "iterable" in str(exc):
+            raise TypeError(f"{name} must be a list of (T, D) arrays or a packed pair (data, offsets), "
+                            f"got {type(candidates).__name__}") from None
+        raise
+    for i, s in enumerate(seqs):
+        if s.shape[1] != dim:
+            raise ValueError(f"{name}[{i}] has feature dimension {s.shape[1]}, expected D = {dim} (the query's)")
+    offsets = np.zeros(len(seqs) + 1, dtype=np.int64)
+    if seqs:
+        offsets[1:] = np.cumsum([s.shape[0] for s in seqs])
+        data = np.ascontiguousarray(np.concatenate(seqs, axis=0))
+    else:
+        data = np.zeros((0, dim), dtype=dtype)
+    return data, offsets
+
+
+def check_packed(data, offsets, name: str, dim: int, *, dtype=np.float32) -> tuple[np.ndarray, np.ndarray]:
+    """A packed pair: ``data`` ``(N, D)`` and ``offsets`` int64 ``[n+1]``, non-decreasing, within ``[0, N]``."""
+    if isinstance(data, np.ndarray) and data.dtype == dtype and data.ndim == 2 and data.flags.c_contiguous:
+        arr = data  # in place: the index's memory-mapped store is not copied
+        if arr.dtype.kind not in "f":
+            raise TypeError(f"{name} data must be float, got {arr.dtype}")
+    else:
+        arr = as_sequence(data, f"{name} data", dtype=dtype, allow_empty=True)
+    if arr.shape[1] != dim:
+        raise ValueError(f"{name} data has feature dimension {arr.shape[1]}, expected D = {dim} (the query's)")
+    off = np.asarray(offsets)
+    if off.dtype.kind not in "iu":
+        raise TypeError(f"{name} offsets must be integers, got dtype {off.dtype}")
+    off = np.ascontiguousarray(off, dtype=np.int64)
+    if off.ndim != 1 or off.size < 1:
+        raise ValueError(f"{name} offsets must be 1-D with n+1 >= 1 entries, got shape {off.shape}")
+    if off[0] < 0 or off[-1] > arr.shape[0]:
+        raise ValueError(f"{name} offsets must lie within [0, {arr.shape[0]}] (the packed length), "
+                         f"got first {int(off[0])} and last {int(off[-1])}")
+    if off.size > 1 and np.any(np.diff(off) < 0):
+        i = int(np.argmax(np.diff(off) < 0))
+        raise ValueError(f"{name} offsets must be non-decreasing, got offsets[{i}] = {int(off[i])} > "
+                         f"offsets[{i + 1}] = {int(off[i + 1])}")
+    return arr, off
+
+
+def check_int(v, name: str, *, minimum: int | None = None, maximum: int | None = None) -> int:
+    """An integer argument (bools rejected) within ``[minimum, maximum]``."""
+    if isinstance(v, (bool, np.bool_)) or not isinstance(v, numbers.Integral):
+        raise TypeError(f"{name} must be an integer, got {type(v).__name__} {v!r}")
+    v = int(v)
+    if minimum is not None and v < minimum:
+        raise ValueError(f"{name} must be >= {minimum}, got {v}")
+    if maximum is not None and v > maximum:
+        raise ValueError(f"{name} must be <= {maximum}, got {v}")
+    return v
+
+
+def check_float(v, name: str, *, minimum: float | None = None, maximum: float | None = None,
+                strict_min: bool = False) -> float:
+    """A finite real argument within bounds (``strict_min``: ``v > minimum``)."""
+    if isinstance(v, (bool, np.bool_)) or not isinstance(v, numbers.Real):
+        raise TypeError(f"{name} must be a real number, got {type(v).__name__} {v!r}")
+    v = float(v)
+    if not np.isfinite(v):
+        raise ValueError(f"{name} must be finite, got {v}")
+    if minimum is not None and (v <= minimum if strict_min else v < minimum):
+        raise ValueError(f"{name} must be {'>' if strict_min else '>='} {minimum}, got {v}")
+    if maximum is not None and v > maximum:
+        raise ValueError(f"{name} must be <= {maximum}, got {v}")
+    return v
+
+
+def check_threads(threads) -> int:
+    """``threads=None`` (or 0): all cores, as OpenMP sees them; otherwise a positive integer."""
+    if threads is None:
+        return int(lib.chadsp_max_threads())
+    t = check_int(threads, "threads", minimum=0)
+    return t if t > 0 else int(lib.chadsp_max_threads())
+
+
+def ptr(arr: np.ndarray, ctype: str):
+    """A typed C pointer into ``arr``'s buffer (kept alive by the caller holding ``arr``)."""
+    return ffi.cast(ctype, ffi.from_buffer(arr, require_writable=False))
+
+

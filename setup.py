@@ -1,0 +1,50 @@
+"""Build script for chad: the compiled core ``chadsp`` (cffi, API mode) and the torch layer ``chadml``.
+
+The C kernels in ``csrc/`` are compiled by ``chadsp/_build.py`` (see ``cffi_modules`` below).
+Environment variables understood by the build:
+
+- ``CHADSP_SANITIZE=1``: build with ``-fsanitize=address,undefined`` (CI runs the kernel tests so).
+- ``CHADSP_CFLAGS``: extra compiler flags, replacing the default ``-march=native``.
+"""
+from setuptools import find_packages, setup
+
+setup(
+    name="chad",
+    version="0.1.0",
+    description="Query-by-Humming and the semi-supervised CHAD pipeline (ISMIR 2023), with a compiled DSP core",
+    long_description=open("README.md", encoding="utf-8").read(),
+    long_description_content_type="text/markdown",
+    license="MIT",
+    python_requires=">=3.10",
+    packages=find_packages(include=["chadsp", "chadsp.*", "chadml", "chadml.*"]),
+    package_data={"chadml": ["assets/*"]},
+    setup_requires=["cffi>=1.16"],
+    cffi_modules=["chadsp/_build.py:ffi"],
+    install_requires=[
+        "numpy>=1.24",
+        "scipy>=1.10",
+        "cffi>=1.16",
+        "numba>=0.59",
+        # torch is pinned by the install command in README.md (torch==2.13.0, the CPU wheel);
+        # a range here keeps pip from replacing it with a multi-GB CUDA build.
+        "torch>=2.1",
+        "soundfile>=0.12",
+        "music21>=9",
+        "pytorch-metric-learning>=2.3",
+        "faiss-cpu>=1.7.4",
+        "tqdm>=4.60",
+        "matplotlib>=3.7",
+        # torchcrepe's own needs (torchcrepe itself is installed with --no-deps; see README.md)
+        "librosa>=0.10",
+        "resampy>=0.4",
+    ],
+    extras_require={
+        "test": ["pytest>=7", "hypothesis>=6.90", "pytest-timeout", "psutil", "librosa>=0.10",
+                 "dtaidistance>=2.3", "pyarrow"],
+        "bench": ["pytest-benchmark>=4", "psutil", "librosa>=0.10", "dtaidistance>=2.3", "stumpy>=1.12"],
+        "separation": ["spleeter-thomasesr==3.0.0a1"],
+        "distributed": ["ray>=2.9"],
+    },
+    entry_points={"console_scripts": ["chad=chadml.cli:main"]},
+    zip_safe=False,
+)
