@@ -68,5 +68,7 @@ if __name__ == "__main__":
     import shutil
     out = make_ffi(absolute=True).compile(tmpdir=os.path.join(ROOT, "build", "cffi"), verbose="-v" in sys.argv)
     dest = os.path.join(HERE, os.path.basename(out))   # ffi.compile leaves it under tmpdir/chadsp/
+    for old in glob.glob(os.path.join(HERE, "_chadsp*.so")):   # an editable install's abi3 build, say
+        os.remove(old)
     shutil.copy2(out, dest)
     print(dest)
