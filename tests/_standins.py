@@ -76,7 +76,7 @@ def _chadsp_fill():
 
     for name, f in dict(split_by_silence=split_by_silence, merge_fragments=merge_fragments, xcorr=xcorr,
                         xcorr_match=xcorr_match, max_pearson=max_pearson).items():
-        if not hasattr(chadsp, name):
+        if not callable(getattr(chadsp, name, None)):
             setattr(chadsp, name, f)
 
 
