@@ -74,7 +74,8 @@ class LoopConfig:
         A time limit for each training.
     mining : MiningConfig
     train_kwargs : dict
-        Passed on to :func:`chadml.train.train` (e.g. ``width``, ``batch_size``, ``seed``).
+        Fields of :class:`chadml.train.TrainConfig` (e.g. ``width``, ``batch_size``, ``seed``); ``epochs``
+        and ``max_minutes`` come from this config.
     """
 
     iterations: int = 2
@@ -190,7 +191,7 @@ def run_loop(songs, hummings, out_dir: str | os.PathLike, *, config: LoopConfig 
 
     fcfg, wcfg = _feature_window(config)
     hum_rows = list(hummings.rows)
-    hum_groups = {str(r.group_id) for r in hum_rows}
+    hum_groups = {r.key for r in hum_rows}
     ids = _train_ids(songs)
     if config.iterations and not ids:
         raise ValueError("songs: no song of the train split to mine")
@@ -201,18 +202,18 @@ def run_loop(songs, hummings, out_dir: str | os.PathLike, *, config: LoopConfig 
 
     def train_model(i, manifest, init):
         t = time.perf_counter()
-        kw = dict(config.train_kwargs)
-        if config.max_minutes is not None:
-            kw["max_minutes"] = config.max_minutes
-        T.train(manifest, ckpt(i), feature_config=fcfg, window_config=wcfg,
-                epochs=config.epochs0 if i == 0 else config.epochs, init=init, resume=True, **kw)
+        tc = T.TrainConfig(**{**config.train_kwargs, "epochs": config.epochs0 if i == 0 else config.epochs,
+                              "max_minutes": config.max_minutes})
+        # resume=True: a checkpoint left by an interrupted training is continued (a finished one is kept)
+        T.train(manifest, ckpt(i), feature_config=fcfg, window_config=wcfg, config=tc, init=init, resume=True,
+                device=device, progress_bar=progress)
         return time.perf_counter() - t
 
-    def evaluate(i):
+    def evaluate(i, methods=("model",)):
         t = time.perf_counter()
         fp = T.load_fingerprinter(ckpt(i), device=device)
-        r = T.fragment_retrieval(fp, hummings, split="test")
-        return {k: float(v) for k, v in r.items()}, time.perf_counter() - t
+        r = T.fragment_retrieval(fp, hummings, split="test", methods=methods)
+        return {m: {k: float(v) for k, v in r[m].items()} for m in methods}, time.perf_counter() - t
 
     def write_log(i, entry):
         entry = {"format_version": FORMAT_VERSION, "iteration": i, **entry}
@@ -225,11 +226,11 @@ def run_loop(songs, hummings, out_dir: str | os.PathLike, *, config: LoopConfig 
 
     if not logs:
         train_s = train_model(0, Manifest(hum_rows), None)
-        ret, eval_s = evaluate(0)
-        n_train = sum(str(getattr(r, "split", "train")) == "train" for r in hum_rows)
+        ret, eval_s = evaluate(0, ("model", "raw"))
+        n_train = sum(r.split == "train" for r in hum_rows)
         write_log(0, {"model": ckpt(0), "model_id": T.checkpoint_id(ckpt(0)), "trained_on": "H",
-                      "train_groups": len({r.group_id for r in hum_rows if str(getattr(r, 'split', 'train')) == 'train'}),
-                      "train_fragments": n_train, "retrieval": ret,
+                      "train_groups": len({r.key for r in hum_rows if r.split == "train"}),
+                      "train_fragments": n_train, "retrieval": ret["model"], "retrieval_raw": ret["raw"],
                       "seconds": {"train": train_s, "eval": eval_s}})
 
     latest: dict[str, list] = {}     # song -> its rows from the newest mining
@@ -249,7 +250,7 @@ def run_loop(songs, hummings, out_dir: str | os.PathLike, *, config: LoopConfig 
         prec = mining_precision(mined, songs)
         _collect(mined, latest, config.include_uncertain)
         train_rows = hum_rows + [r for rows in latest.values() for r in rows]
-        clash = hum_groups & {str(r.group_id) for rows in latest.values() for r in rows}
+        clash = hum_groups & {r.key for rows in latest.values() for r in rows}
         if clash:
             raise ChadError(f"mined group ids clash with humming group ids: {sorted(clash)[:5]}")
         train_path = os.path.join(it_dir, "train.csv")
@@ -267,9 +268,9 @@ def run_loop(songs, hummings, out_dir: str | os.PathLike, *, config: LoopConfig 
             "uncertain_precision": _finite(prec["uncertain_precision"]),
             "recall_with_uncertain": _finite(prec["recall_with_uncertain"]),
             "mining": {k: _finite(v) for k, v in prec.items()},
-            "train_groups": len({r.group_id for r in train_rows if str(getattr(r, 'split', 'train')) == 'train'}),
+            "train_groups": len({r.key for r in train_rows if r.split == "train"}),
             "train_fragments": len(train_rows), "mined_fragments": len(mined_rows),
-            "retrieval": ret, "retrieval_prev": logs[i - 1]["retrieval"],
+            "retrieval": ret["model"], "retrieval_prev": logs[i - 1]["retrieval"],
             "seconds": {"mine": mine_s, "train": train_s, "eval": eval_s,
                         "mine_encoder": summary["timing"]["encoder"], "mine_dsp": summary["timing"]["dsp"]},
         })
@@ -279,12 +280,11 @@ def run_loop(songs, hummings, out_dir: str | os.PathLike, *, config: LoopConfig 
 def _collect(mined, latest: dict, include_uncertain: bool) -> None:
     """Put a mining's groups into ``latest`` (song -> rows), replacing that song's older mining."""
     by_song: dict[str, list] = {}
-    for gid, rows in mined.groups().items():
+    for rows in mined.groups().values():
         keep = [r for r in rows if r.audio_type == "original" or include_uncertain or not r.check_by_crowdsource]
         if sum(r.audio_type != "original" for r in keep) == 0:
             continue
-        song = str(gid).rsplit("/", 1)[0]
-        by_song.setdefault(song, []).extend(keep)
+        by_song.setdefault(str(rows[0].group_id), []).extend(keep)
     latest.update(by_song)
 
 

@@ -170,8 +170,9 @@ class Embedding:
 
     @property
     def step_s(self) -> float:
+        """The mean window step (windows start on whole feature frames, so steps vary by a frame)."""
         if len(self.starts) > 1:
-            return float(self.starts[1] - self.starts[0])
+            return float(self.starts[-1] - self.starts[0]) / (len(self.starts) - 1)
         return float("nan")
 
     def window_range(self, start: float, end: float) -> tuple[int, int]:
@@ -430,8 +431,10 @@ def match_fragment(frag_fps: np.ndarray, offset_s: float, duration: float, cover
 # ------------------------------------------------------------------------------------------------ one song
 def _rec(row) -> dict:
     """The fields of a SongTable row that mining needs, as a plain dict (picklable, JSON-able)."""
+    al = getattr(row, "alignment", None)
     return {"version_id": str(row.version_id), "path": str(row.path), "split": str(getattr(row, "split", "")),
-            "duration": float(getattr(row, "duration", float("nan")) or float("nan"))}
+            "duration": float(getattr(row, "duration", float("nan"))),
+            "alignment": [[None if o is None else float(o), float(v)] for o, v in (al or [])]}
 
 
 def _load(rec: dict, sr: int):
@@ -550,9 +553,12 @@ def mine_song(song_id: str, original, covers: Sequence, fingerprinter, *, config
             if d > emb_c.duration or len(fps) > len(emb_c.fps):
                 short[rec["version_id"]] = short.get(rec["version_id"], 0) + 1
                 continue
+            truth = _true_starts(rec.get("alignment"), a)
             for m in match_fragment(fps, off, d, emb_c, config):
+                t = _nearest(truth, m.start)
                 matches.append({"version_id": rec["version_id"], "path": rec["path"], "split": rec["split"],
-                                "start": _r(m.start, 3), "end": _r(m.start + d, 3), "score": _r(m.score, 4), "relevant": m.relevant})
+                                "start": _r(m.start, 3), "end": _r(m.start + d, 3), "score": _r(m.score, 4),
+                                "relevant": m.relevant, "true_offset": None if t is None else _r(t, 3)})
             if plot and plot_data is None:
                 plot_data = (a, b, fps, emb_c, rec["version_id"])
         if matches:
@@ -599,8 +605,11 @@ def _plot_png(song_id, a, b, fps, emb_c, version_id, config: MiningConfig) -> by
 def song_result_rows(result: dict) -> list:
     """The manifest rows (``chadml.data.FragmentRow``) of one song's result, in a fixed order.
 
-    Group ids are ``"<song_id>/<k>"`` (k: the fragment's rank in time order among the song's groups);
-    fragment 0 of a group is the original fragment, then the cover fragments in cover order and time.
+    As in CHAD, ``group_id`` is the song and ``fragment_id`` the fragment (``k``: its rank in time order
+    among the song's groups), so the rows of one aligned group share ``key == "<song_id>/<k>"``; ``id`` is
+    ``"<song_id>/<k>/<j>"`` with ``j = 0`` the original fragment, then the cover fragments in cover order
+    and time. ``true_offset``: where the original fragment's start truly is in that recording, for songs
+    whose alignment is known (generated data); NaN otherwise.
     """
     from .data import FragmentRow
     rows = []
@@ -608,18 +617,20 @@ def song_result_rows(result: dict) -> list:
         return rows
     sid = result["song_id"]
     orig = result["original"]
+    nan = float("nan")
     for k, g in enumerate(result["groups"]):
-        gid = f"{sid}/{k}"
         dur = _r(g["end"] - g["start"], 3)
-        rows.append(FragmentRow(group_id=gid, fragment_id=0, id=f"{gid}/0", audio_type="original",
+        rows.append(FragmentRow(group_id=sid, fragment_id=str(k), id=f"{sid}/{k}/0", audio_type="original",
                                 source_id=orig["version_id"], start=g["start"], end=g["end"], correlation=1.0,
                                 check_by_crowdsource=False, duration=dur, path=orig["path"],
-                                true_offset=float("nan"), split=orig["split"]))
+                                true_offset=g["start"] if orig.get("alignment") else nan, split=orig["split"]))
         for j, m in enumerate(g["matches"], start=1):
-            rows.append(FragmentRow(group_id=gid, fragment_id=j, id=f"{gid}/{j}", audio_type="cover",
+            t = m.get("true_offset")
+            rows.append(FragmentRow(group_id=sid, fragment_id=str(k), id=f"{sid}/{k}/{j}", audio_type="cover",
                                     source_id=m["version_id"], start=m["start"], end=m["end"],
                                     correlation=m["score"], check_by_crowdsource=not m["relevant"], duration=dur,
-                                    path=m["path"], true_offset=float("nan"), split=m.get("split", orig["split"])))
+                                    path=m["path"], true_offset=nan if t is None else t,
+                                    split=m.get("split", orig["split"])))
     return rows
 
 
@@ -808,7 +819,7 @@ def _summary(results: list[dict], rows: list, wall: float, n_mined_now: int) -> 
         "mined": sum(r["status"] == "ok" for r in results),
         "skipped": [{"song_id": r["song_id"], "reason": r["reason"]} for r in results if r["status"] != "ok"],
         "skipped_covers": [{"song_id": r["song_id"], **s} for r in results for s in r.get("skipped", [])],
-        "groups": len({r.group_id for r in rows}),
+        "groups": len({r.key for r in rows}),
         "fragments": len(rows),
         "relevant": sum(not r.check_by_crowdsource for r in covers),
         "uncertain": sum(bool(r.check_by_crowdsource) for r in covers),
@@ -829,23 +840,16 @@ def read_summary(workdir: str | os.PathLike) -> dict:
 
 # ------------------------------------------------------------------------------------------------ precision
 def _true_starts(alignment, t: float) -> list[float]:
-    """Every position of original time ``t`` in a version, from piecewise-linear breakpoints.
-
-    ``map_time`` gives one; a version that repeats a section holds the same original time more than once
-    (the breakpoints go back in ``t_original``), and each segment containing ``t`` counts.
-    """
+    """Every place in a version where original time ``t`` is sung (a repeated section: several)."""
     from .data import map_time
-    a = np.asarray(alignment, dtype=np.float64).reshape(-1, 2)
-    out = []
-    v = float(map_time(alignment, t))
-    if math.isfinite(v):
-        out.append(v)
-    for (o0, v0), (o1, v1) in zip(a[:-1], a[1:]):
-        if o1 > o0 and o0 <= t <= o1 and v1 >= v0:
-            x = v0 + (t - o0) * (v1 - v0) / (o1 - o0)
-            if all(abs(x - y) > 1e-6 for y in out):
-                out.append(x)
-    return out
+    if not alignment:
+        return []
+    v = np.asarray(map_time(alignment, float(t), all=True), dtype=np.float64).ravel()
+    return [float(x) for x in v if math.isfinite(x)]
+
+
+def _nearest(xs: list[float], x: float):
+    return min(xs, key=lambda y: abs(y - x)) if xs else None
 
 
 def mining_precision(manifest, songs, tol: float = 0.5) -> dict:

@@ -192,7 +192,7 @@ def _data(m):
     @dataclasses.dataclass
     class FragmentRow:
         group_id: str
-        fragment_id: int
+        fragment_id: str
         id: str
         audio_type: str
         source_id: str
@@ -205,6 +205,13 @@ def _data(m):
         true_offset: float = float("nan")
         split: str = "train"
 
+        @property
+        def key(self):
+            return f"{self.group_id}/{self.fragment_id}"
+
+        def __eq__(self, o):
+            return all((a == b) or (a != a and b != b) for a, b in zip(dataclasses.astuple(self), dataclasses.astuple(o)))
+
     class Manifest:
         def __init__(self, rows=()):
             self.rows = list(rows)
@@ -212,7 +219,7 @@ def _data(m):
         def groups(self):
             g = {}
             for r in self.rows:
-                g.setdefault(r.group_id, []).append(r)
+                g.setdefault(r.key, []).append(r)
             return g
 
         def write(self, path):
@@ -228,7 +235,7 @@ def _data(m):
             rows = []
             with open(path) as f:
                 for d in csv.DictReader(f):
-                    rows.append(FragmentRow(d["group_id"], int(d["fragment_id"]), d["id"], d["audio_type"],
+                    rows.append(FragmentRow(d["group_id"], d["fragment_id"], d["id"], d["audio_type"],
                                             d["source_id"], float(d["start"]), float(d["end"]),
                                             float(d["correlation"]), d["check_by_crowdsource"] == "True",
                                             float(d["duration"]), d["path"], float(d["true_offset"]), d["split"]))
@@ -274,14 +281,15 @@ def _data(m):
                 return cls([SongRow(d["song_id"], d["version_id"], d["audio_type"], d["path"], float(d["duration"]),
                                     d["split"], json.loads(d["alignment"])) for d in csv.DictReader(f)])
 
-    def map_time(alignment, t_original):
+    def map_time(alignment, t_original, *, all=False):
         a = np.asarray(alignment, float).reshape(-1, 2)
         t = np.asarray(t_original, float)
         if len(a) < 2:
-            return np.full_like(t, np.nan) if t.ndim else float("nan")
-        v = np.interp(t, a[:, 0], a[:, 1])
-        v = np.where((t < a[0, 0]) | (t > a[-1, 0]), np.nan, v)
-        return v if t.ndim else float(v)
+            v = np.full_like(t, np.nan)
+        else:
+            v = np.interp(t, a[:, 0], a[:, 1])
+            v = np.where((t < a[0, 0]) | (t > a[-1, 0]), np.nan, v)
+        return v[..., None] if all else v
     m.FragmentRow, m.Manifest, m.SongRow, m.SongTable, m.map_time = FragmentRow, Manifest, SongRow, SongTable, map_time
 
 
@@ -301,19 +309,30 @@ def _train(m):
     def checkpoint_id(path):
         return hashlib.sha1(open(path, "rb").read()).hexdigest()[:16]
 
-    def train(manifest, out_ckpt, *, feature_config, window_config, epochs=1, init=None, width=8, seed=0,
-              max_minutes=None, resume=False, **kw):
-        import chadml.encoder as E
-        torch.manual_seed(seed + len(manifest.rows))
-        model = E.ResNet18Encoder(width=width, dim=128)
-        from chadml.progress import atomic_path
-        with atomic_path(out_ckpt) as tmp:
-            torch.save({"width": width, "state": model.state_dict(), "features": feature_config.to_dict(),
-                        "window": (window_config.window_s, window_config.step_s)}, tmp)
-        return out_ckpt
+    @dataclasses.dataclass(frozen=True)
+    class TrainConfig:
+        epochs: int = 100
+        width: int = 64
+        max_minutes: float = None
+        seed: int = 0
 
-    def fragment_retrieval(fingerprinter, manifest, split="test"):
-        return {"top1": 0.0, "top10": 0.0, "mrr": 0.0}
+    def train(manifest, out, *, feature_config=None, window_config=None, config=None, init=None, resume=False,
+              progress_bar=True, **kw):
+        import chadml.encoder as E
+        config = config or TrainConfig()
+        if resume and os.path.exists(out):
+            return out
+        torch.manual_seed(config.seed + len(manifest.rows))
+        model = E.ResNet18Encoder(width=config.width, dim=128)
+        from chadml.progress import atomic_path
+        with atomic_path(out) as tmp:
+            torch.save({"width": config.width, "state": model.state_dict(), "features": feature_config.to_dict(),
+                        "window": (window_config.window_s, window_config.step_s)}, tmp)
+        return out
+
+    def fragment_retrieval(fingerprinter, manifest, *, split="test", methods=("model",), **kw):
+        return {m: {"top1": 0.0, "top10": 0.0, "mrr": 0.0, "queries": 0, "targets": 0} for m in methods}
+    m.TrainConfig = TrainConfig
     m.load_fingerprinter, m.checkpoint_id, m.train, m.fragment_retrieval = \
         load_fingerprinter, checkpoint_id, train, fragment_retrieval
 

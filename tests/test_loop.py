@@ -22,9 +22,9 @@ def _hummings(table):
         c = covers[0]
         off = c.alignment[0][1]
         for k, (a, b) in enumerate([(1.5, 9.5), (11.5, 19.5)]):
-            gid = f"h-{sid}-{k}"
+            gid = f"h-{sid}"
             for j, (typ, path, s) in enumerate([("original", o.path, a), ("humming", c.path, a + off)]):
-                rows.append(FragmentRow(group_id=gid, fragment_id=j, id=f"{gid}/{j}", audio_type=typ,
+                rows.append(FragmentRow(group_id=gid, fragment_id=str(k), id=f"{gid}/{k}/{j}", audio_type=typ,
                                         source_id=f"{sid}-{typ}", start=s, end=s + (b - a), correlation=1.0,
                                         check_by_crowdsource=False, duration=b - a, path=path,
                                         true_offset=0.0, split=o.split))

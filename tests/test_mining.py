@@ -232,7 +232,10 @@ def test_mine_writes_manifest_precision_and_plots(songs_dir, fp, tmp_path):
     groups = man.groups()
     assert len(groups) == 6
     for rows in groups.values():
-        assert rows[0].audio_type == "original" and rows[0].fragment_id == 0
+        assert rows[0].audio_type == "original" and rows[0].id == rows[0].key + "/0"
+        assert all(r.audio_type == "cover" for r in rows[1:])
+        assert [r.true_offset for r in rows[1:] if not r.check_by_crowdsource] == \
+            pytest.approx([r.start for r in rows[1:] if not r.check_by_crowdsource], abs=0.3)
         assert len({round(r.duration, 3) for r in rows}) == 1
         assert all(r.start >= 0 for r in rows)
     pr = mining_precision(man, table)
@@ -302,9 +305,9 @@ def test_bad_inputs_are_skipped_and_the_rest_mined(songs_dir, fp, tmp_path):
     assert "unreadable" in reasons["bad-corrupt-orig"] and "unreadable" in reasons["bad-missing"]
     cov = {k["version_id"]: k["reason"] for k in s["skipped_covers"]}
     assert "unreadable" in cov["mixed-corrupt"] and "shorter than 2 of 2" in cov["mixed-short"]
-    songs_mined = {r.group_id.rsplit("/", 1)[0] for r in man.rows}
+    songs_mined = {r.group_id for r in man.rows}
     assert songs_mined == {"song000", "mixed"}
-    assert {r.source_id for r in man.rows if r.group_id.startswith("mixed/")} == {"mixed-o", "mixed-c0"}
+    assert {r.source_id for r in man.rows if r.group_id == "mixed"} == {"mixed-o", "mixed-c0"}
 
 
 # ---------------------------------------------------------------------------------- interruption, engines
