@@ -390,7 +390,7 @@ def match_fragment(frag_fps: np.ndarray, offset_s: float, duration: float, cover
     fragment's start; ``duration`` is the fragment's length. A peak at lag ``l`` puts the cover
     fragment at ``cover.starts[l] - offset_s`` (plus a sub-step correction with ``config.refine``),
     ``duration`` long. A match that would run past either end of the cover by more than half a step is
-    dropped; one within half a step is moved inside.
+    dropped; one within half a step is moved inside. Matches come in time order.
 
     Raises ``ValueError`` when the cover has fewer windows than the fragment.
 
@@ -425,6 +425,7 @@ def match_fragment(frag_fps: np.ndarray, offset_s: float, duration: float, cover
             continue
         start = min(max(start, 0.0), last)
         out.append(Match(start, start + duration, float(score), bool(rel), int(lag)))
+    out.sort(key=lambda m: m.lag)
     return out
 
 
@@ -605,10 +606,10 @@ def _plot_png(song_id, a, b, fps, emb_c, version_id, config: MiningConfig) -> by
 def song_result_rows(result: dict) -> list:
     """The manifest rows (``chadml.data.FragmentRow``) of one song's result, in a fixed order.
 
-    As in CHAD, ``group_id`` is the song and ``fragment_id`` the fragment (``k``: its rank in time order
-    among the song's groups), so the rows of one aligned group share ``key == "<song_id>/<k>"``; ``id`` is
-    ``"<song_id>/<k>/<j>"`` with ``j = 0`` the original fragment, then the cover fragments in cover order
-    and time. ``true_offset``: where the original fragment's start truly is in that recording, for songs
+    As in CHAD, ``group_id`` is the song and ``fragment_id`` the fragment: ``"c<k>"`` (C part; k: its rank
+    in time order among the song's groups), apart from the humming fragments' ids of the same song, so
+    the rows of one aligned group share ``key == "<song_id>/c<k>"``; ``id`` is ``"<song_id>/c<k>/<j>"``
+    with ``j = 0`` the original fragment, then the cover fragments in cover order and time. ``true_offset``: where the original fragment's start truly is in that recording, for songs
     whose alignment is known (generated data); NaN otherwise.
     """
     from .data import FragmentRow
@@ -620,13 +621,13 @@ def song_result_rows(result: dict) -> list:
     nan = float("nan")
     for k, g in enumerate(result["groups"]):
         dur = _r(g["end"] - g["start"], 3)
-        rows.append(FragmentRow(group_id=sid, fragment_id=str(k), id=f"{sid}/{k}/0", audio_type="original",
+        rows.append(FragmentRow(group_id=sid, fragment_id=f"c{k}", id=f"{sid}/c{k}/0", audio_type="original",
                                 source_id=orig["version_id"], start=g["start"], end=g["end"], correlation=1.0,
                                 check_by_crowdsource=False, duration=dur, path=orig["path"],
                                 true_offset=g["start"] if orig.get("alignment") else nan, split=orig["split"]))
         for j, m in enumerate(g["matches"], start=1):
             t = m.get("true_offset")
-            rows.append(FragmentRow(group_id=sid, fragment_id=str(k), id=f"{sid}/{k}/{j}", audio_type="cover",
+            rows.append(FragmentRow(group_id=sid, fragment_id=f"c{k}", id=f"{sid}/c{k}/{j}", audio_type="cover",
                                     source_id=m["version_id"], start=m["start"], end=m["end"],
                                     correlation=m["score"], check_by_crowdsource=not m["relevant"], duration=dur,
                                     path=m["path"], true_offset=nan if t is None else t,
@@ -852,64 +853,100 @@ def _nearest(xs: list[float], x: float):
     return min(xs, key=lambda y: abs(y - x)) if xs else None
 
 
+def _same_music_starts(original, version, t: float) -> list[float] | None:
+    """Every place in ``version`` where the music of original time ``t`` is sung (built-in corpus rows,
+    whose tunes repeat: see ``chadml.corpus.same_music_times``); None for rows without that metadata."""
+    extra_o, extra_v = getattr(original, "extra", {}) or {}, getattr(version, "extra", {}) or {}
+    if not all(k in extra_o and k in extra_v for k in ("score_map", "pass_beats")):
+        return None
+    from .corpus import same_music_times
+    v = np.asarray(same_music_times(original, version, float(t)), dtype=np.float64).ravel()
+    return [float(x) for x in v if math.isfinite(x)]
+
+
 def mining_precision(manifest, songs, tol: float = 0.5) -> dict:
     """Mining precision and recall against the true alignments of generated data.
 
     A cover fragment is *correct* when its start is within ``tol`` seconds of a true position of its
-    original fragment's start in that cover (``chadml.data.map_time`` of the cover's alignment; every
-    position where the cover repeats the section). Precision: the share of relevant cover fragments
-    that are correct. Recall: of the true aligned fragments (each mined original fragment x each cover
-    of its song whose alignment holds the fragment's start with the whole fragment inside the cover),
-    the share found by a correct relevant fragment. Uncertain fragments are counted apart
-    (``uncertain_precision``, ``recall_with_uncertain``).
+    original fragment's start in that cover. Two truths are counted:
+
+    - ``*_strict``: the places where that moment of the original recording is sung in the cover
+      (``chadml.data.map_time(..., all=True)`` of the cover's alignment: a repeated section counts twice);
+    - the headline ``precision``/``recall``: the places where the same *music* is sung. The built-in
+      corpus's songs repeat their tune, and the fragmentation keeps only the first of repeated fragments,
+      so a fragment of pass 1 rightly matches every pass of the cover; ``chadml.corpus.same_music_times``
+      gives those places for corpus rows (``score_map`` metadata). For other song tables the two truths
+      are the same.
+
+    Precision: the share of relevant cover fragments that are correct. Recall: of the true aligned
+    fragments (each mined original fragment x each cover of its song x each true place with the whole
+    fragment inside the cover), the share found by a correct relevant fragment. Uncertain fragments are
+    counted apart (``uncertain_precision``, ``recall_with_uncertain``).
 
     Example
     -------
     >>> mining_precision(Manifest.read("mined.csv"), SongTable.read("songs.csv"))   # doctest: +SKIP
     {'precision': 0.97, 'recall': 0.88, 'relevant': 412, 'uncertain': 61, ...}
     """
+    if not (isinstance(tol, (int, float)) and tol >= 0):
+        raise ValueError(f"tol must be a number >= 0 (seconds), got {tol!r}")
     table = songs.songs()
     version = {}
     for sid, (o, covers) in table.items():
         for c in covers:
             version[str(c.version_id)] = (sid, c)
-    n_rel = n_rel_ok = n_unc = n_unc_ok = 0
-    n_true = n_found = n_found_any = 0
-    for gid, grows in manifest.groups().items():
+    cnt = {k: 0 for k in ("rel", "rel_ok", "unc", "unc_ok", "true", "found", "found_any",
+                          "rel_ok_s", "unc_ok_s", "true_s", "found_s", "found_any_s")}
+    music_used = False
+    for key, grows in manifest.groups().items():
         origs = [r for r in grows if r.audio_type == "original"]
         covs = [r for r in grows if r.audio_type == "cover"]
         if not origs or not covs:
             continue
         o = origs[0]
         a, d = float(o.start), float(o.duration)
-        hits: dict[str, list[tuple[float, bool]]] = {}
         for r in covs:
             if str(r.source_id) not in version:
                 raise ValueError(f"manifest row {r.id}: source_id {r.source_id!r} is not a cover in the song table")
-            truth = _true_starts(version[str(r.source_id)][1].alignment, a)
-            ok = any(abs(float(r.start) - x) <= tol for x in truth)
-            if r.check_by_crowdsource:
-                n_unc += 1
-                n_unc_ok += ok
-            else:
-                n_rel += 1
-                n_rel_ok += ok
-            hits.setdefault(str(r.source_id), []).append((float(r.start), bool(r.check_by_crowdsource)))
         sid = version[str(covs[0].source_id)][0]
+        orig_row = table[sid][0]
+        truths = {}
         for c in table[sid][1]:
-            for x in _true_starts(c.alignment, a):
-                if x < -tol or x + d > float(c.duration) + tol:
-                    continue
-                n_true += 1
-                found = [unc for s, unc in hits.get(str(c.version_id), []) if abs(s - x) <= tol]
-                n_found += any(not u for u in found)
-                n_found_any += bool(found)
-    nan = float("nan")
-    return {"precision": n_rel_ok / n_rel if n_rel else nan, "recall": n_found / n_true if n_true else nan,
-            "relevant": n_rel, "relevant_correct": n_rel_ok, "uncertain": n_unc, "uncertain_correct": n_unc_ok,
-            "uncertain_precision": n_unc_ok / n_unc if n_unc else nan,
-            "recall_with_uncertain": n_found_any / n_true if n_true else nan,
-            "true_fragments": n_true, "found": n_found, "tol": tol}
+            strict = _true_starts(c.alignment, a)
+            music = _same_music_starts(orig_row, c, a)
+            music_used |= music is not None
+            truths[str(c.version_id)] = (music if music is not None else strict, strict, float(c.duration))
+        for r in covs:
+            music, strict, _ = truths[str(r.source_id)]
+            ok = any(abs(float(r.start) - x) <= tol for x in music)
+            ok_s = any(abs(float(r.start) - x) <= tol for x in strict)
+            if r.check_by_crowdsource:
+                cnt["unc"] += 1
+                cnt["unc_ok"] += ok
+                cnt["unc_ok_s"] += ok_s
+            else:
+                cnt["rel"] += 1
+                cnt["rel_ok"] += ok
+                cnt["rel_ok_s"] += ok_s
+        for vid, (music, strict, dur) in truths.items():
+            mine_ = [(float(r.start), bool(r.check_by_crowdsource)) for r in covs if str(r.source_id) == vid]
+            for xs, sfx in ((music, ""), (strict, "_s")):
+                for x in xs:
+                    if x < -tol or x + d > dur + tol:
+                        continue
+                    cnt["true" + sfx] += 1
+                    found = [u for s, u in mine_ if abs(s - x) <= tol]
+                    cnt["found" + sfx] += any(not u for u in found)
+                    cnt["found_any" + sfx] += bool(found)
+
+    def ratio(x, y):
+        return cnt[x] / cnt[y] if cnt[y] else float("nan")
+    return {"precision": ratio("rel_ok", "rel"), "recall": ratio("found", "true"),
+            "precision_strict": ratio("rel_ok_s", "rel"), "recall_strict": ratio("found_s", "true_s"),
+            "relevant": cnt["rel"], "relevant_correct": cnt["rel_ok"], "uncertain": cnt["unc"],
+            "uncertain_correct": cnt["unc_ok"], "uncertain_precision": ratio("unc_ok", "unc"),
+            "recall_with_uncertain": ratio("found_any", "true"), "true_fragments": cnt["true"],
+            "found": cnt["found"], "truth": "same_music" if music_used else "map_time", "tol": float(tol)}
 
 
 # ------------------------------------------------------------------------------------------------ CLI

@@ -315,6 +315,9 @@ def _train(m):
         width: int = 64
         max_minutes: float = None
         seed: int = 0
+        batch_size: int = 32
+        augment: bool = True
+        steps_per_epoch: int = None
 
     def train(manifest, out, *, feature_config=None, window_config=None, config=None, init=None, resume=False,
               progress_bar=True, **kw):

@@ -61,9 +61,10 @@ def cover_of(y: np.ndarray, offset: float, rng: np.random.Generator, noise: floa
 
 
 class FeatureFingerprinter:
-    """A training-free fingerprinter: per analysis window, the log-CQT block pooled over 4 frames, centred,
-    randomly projected to ``dim`` and L2-normalised. Deterministic; the same protocol as
-    ``chadml.encoder.Fingerprinter`` (``from_audio``, ``window_config``)."""
+    """A training-free melody fingerprinter: per CQT frame, the strongest bin (the sung pitch of these
+    synthetic voices) as a one-hot weighted by the frame's level, blurred by a bin, pooled over 4 frames;
+    per analysis window this block is centred, randomly projected to ``dim`` and L2-normalised.
+    Deterministic; the protocol of ``chadml.encoder.Fingerprinter`` (``from_audio``, ``window_config``)."""
 
     def __init__(self, window_config=None, dim: int = 128, seed: int = 0):
         import chadml.features as F
@@ -73,11 +74,13 @@ class FeatureFingerprinter:
 
     def from_audio(self, audio, sr=SR):
         import chadml.features as F
-        x = np.asarray(F.extract_features(np.asarray(audio, np.float32), self.feature_config))
-        w, starts = F.make_windows(x, self.window_config, self.feature_config.frame_rate)
+        x = np.asarray(F.extract_features(np.asarray(audio, np.float32), self.feature_config), np.float32)
+        level = x.max(axis=0)
+        pitch = np.zeros_like(x)
+        pitch[x.argmax(axis=0), np.arange(x.shape[1])] = level
+        pitch = pitch + 0.5 * (np.roll(pitch, 1, axis=0) + np.roll(pitch, -1, axis=0))
+        w, starts = F.make_windows(pitch, self.window_config, self.feature_config.frame_rate)
         w = np.asarray(w)
-        if len(w) == 0:
-            return np.zeros((0, self.dim), np.float32), np.zeros(0)
         n, f, t = w.shape
         p = w[:, :, : t - t % 4].reshape(n, f, -1, 4).mean(-1).reshape(n, -1)
         p = p - p.mean(1, keepdims=True)

@@ -44,7 +44,8 @@ def data(tmp_path_factory):
     return table, _hummings(table)
 
 
-CFG = LoopConfig(iterations=2, epochs0=1, epochs=1, train_kwargs={"width": 8}, mining=MiningConfig())
+TINY = {"width": 8, "batch_size": 8, "steps_per_epoch": 2, "augment": False}
+CFG = LoopConfig(iterations=2, epochs0=1, epochs=1, train_kwargs=TINY, mining=MiningConfig())
 
 
 def test_loop_logs_each_iteration_and_resumes(data, tmp_path):
@@ -87,7 +88,7 @@ def test_loop_logs_each_iteration_and_resumes(data, tmp_path):
 
 def test_loop_batches_cycle_through_train_songs(data, tmp_path):
     table, hum = data
-    cfg = LoopConfig(iterations=2, songs_per_iteration=2, epochs0=1, epochs=1, train_kwargs={"width": 8})
+    cfg = LoopConfig(iterations=2, songs_per_iteration=2, epochs0=1, epochs=1, train_kwargs=TINY)
     logs = run_loop(table, hum, tmp_path / "l", config=cfg, progress=False)
     assert [e["songs_mined"] for e in logs[1:]] == [2, 2]
 
