@@ -97,6 +97,17 @@ class MiningConfig:
     refine : bool
         Place the cover fragment's start between window steps by a parabola through the peak of the
         cross-correlation curve and its two neighbours (sub-step precision; the paper uses whole steps).
+    center : bool
+        Remove each recording's mean fingerprint before correlating (a per-dimension centring: the
+        Pearson correlation of flattened blocks only removes one scalar mean, so a component shared by
+        every window of a weak model makes all blocks look alike). Not in the paper.
+    fit_tempo : bool
+        Place the cover fragment's start by the cover's local tempo: the fragment's first and last thirds
+        are matched on their own near the peak (within a quarter of the fragment), and the line through
+        the two correspondences gives where the fragment's start is sung. A rigid match of a whole
+        fragment aligns its middle, so a cover 15 % faster puts the start ``0.15 * d / 2`` s off (1.1 s
+        for a 15 s fragment); this removes that. The cover fragment keeps the original's duration.
+        Not in the paper.
     frame_length, hop_length : int
         RMS frames of the silence detection, samples.
     min_peak_db : float
@@ -112,6 +123,8 @@ class MiningConfig:
     beta_irrel: float = 0.3
     embed: str = "slice"
     refine: bool = False
+    center: bool = False
+    fit_tempo: bool = False
     frame_length: int = 2048
     hop_length: int = 512
     min_peak_db: float = -70.0
@@ -137,8 +150,9 @@ class MiningConfig:
             raise ValueError(f"MiningConfig.alpha_corr must be in [-1, 1], got {self.alpha_corr}")
         if self.embed not in ("slice", "fragment"):
             raise ValueError(f"MiningConfig.embed must be 'slice' or 'fragment', got {self.embed!r}")
-        if not isinstance(self.refine, bool):
-            raise TypeError(f"MiningConfig.refine must be a bool, got {type(self.refine).__name__}")
+        for name in ("refine", "center", "fit_tempo"):
+            if not isinstance(getattr(self, name), bool):
+                raise TypeError(f"MiningConfig.{name} must be a bool, got {type(getattr(self, name)).__name__}")
         for name in ("frame_length", "hop_length"):
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, int) or v <= 0:
@@ -167,6 +181,7 @@ class Embedding:
     starts: np.ndarray
     window_s: float
     duration: float
+    mean: np.ndarray | None = None      # the per-dimension mean removed from fps (``center=True``), else None
 
     @property
     def step_s(self) -> float:
@@ -191,8 +206,8 @@ def _window_s(fingerprinter) -> float:
     return float(wc.window_s)
 
 
-def embed(fingerprinter, y: np.ndarray, sr: int = SR) -> Embedding:
-    """Fingerprint a whole recording once.
+def embed(fingerprinter, y: np.ndarray, sr: int = SR, *, center: bool = False) -> Embedding:
+    """Fingerprint a whole recording once; with ``center``, remove the recording's mean fingerprint.
 
     Example
     -------
@@ -203,7 +218,11 @@ def embed(fingerprinter, y: np.ndarray, sr: int = SR) -> Embedding:
     fps, starts = fingerprinter.from_audio(y, sr=sr)
     fps = np.ascontiguousarray(fps, dtype=np.float32)
     starts = np.asarray(starts, dtype=np.float64)
-    return Embedding(fps, starts, _window_s(fingerprinter), len(y) / sr)
+    mean = None
+    if center and len(fps):
+        mean = fps.mean(axis=0)
+        fps = np.ascontiguousarray(fps - mean)
+    return Embedding(fps, starts, _window_s(fingerprinter), len(y) / sr, mean)
 
 
 def fragment_fingerprints(emb: Embedding, start: float, end: float, *, y: np.ndarray | None = None,
@@ -229,6 +248,8 @@ def fragment_fingerprints(emb: Embedding, start: float, end: float, *, y: np.nda
     a, b = int(round(start * sr)), int(round(end * sr))
     fps, starts = fingerprinter.from_audio(y[a:b], sr=sr)
     fps = np.ascontiguousarray(fps, dtype=np.float32)
+    if emb.mean is not None:
+        fps = np.ascontiguousarray(fps - emb.mean)
     return fps, (float(starts[0]) if len(starts) else 0.0)
 
 
@@ -382,6 +403,36 @@ def _parabola(curve: np.ndarray, i: int) -> float:
     return 0.0
 
 
+def _tempo_start(frag_fps: np.ndarray, offset_s: float, cover: Embedding, lag: int, config: MiningConfig):
+    """The cover time of the fragment's start from its first and last thirds matched apart near ``lag``
+    (see ``MiningConfig.fit_tempo``); None when either third finds nothing above ``beta_irrel`` or the
+    implied tempo ratio is outside 0.7..1.4."""
+    import chadsp
+    n = len(frag_fps)
+    m = max(2, n // 3)
+    step = cover.step_s
+    if n < 6 or not math.isfinite(step) or step <= 0:
+        return None
+    radius = int(math.ceil(0.25 * n)) + 1
+    nc = len(cover.fps)
+    found = []
+    for first in (0, n - m):
+        expect = lag + first
+        lo, hi = max(0, expect - radius), min(nc - m, expect + radius)
+        if hi < lo:
+            return None
+        score, k = chadsp.max_pearson(frag_fps[first:first + m], cover.fps[lo:hi + m])
+        if score < config.beta_irrel:
+            return None
+        found.append(lo + int(k))
+    head, tail = found
+    ratio = (float(cover.starts[tail]) - float(cover.starts[head])) / ((n - m) * step)
+    if not 0.7 <= ratio <= 1.4:
+        return None
+    mid = (m - 1) * step / 2 + cover.window_s / 2       # a block's rigid match aligns its centre
+    return float(cover.starts[head]) + mid - ratio * (mid + offset_s)
+
+
 def match_fragment(frag_fps: np.ndarray, offset_s: float, duration: float, cover: Embedding,
                    config: MiningConfig | None = None) -> list[Match]:
     """Algorithm 1, lines 17-21: every match of one original fragment in one cover.
@@ -421,6 +472,10 @@ def match_fragment(frag_fps: np.ndarray, offset_s: float, duration: float, cover
         start = float(cover.starts[lag]) - offset_s
         if curve is not None:
             start += _parabola(curve, lag) * step
+        if config.fit_tempo:
+            fitted = _tempo_start(frag_fps, offset_s, cover, lag, config)
+            if fitted is not None:
+                start = fitted
         if start < -0.5 * step - 1e-9 or start > last + 0.5 * step + 1e-9:
             continue
         start = min(max(start, 0.0), last)
@@ -498,7 +553,7 @@ def mine_song(song_id: str, original, covers: Sequence, fingerprinter, *, config
 
     def embed_timed(y):
         t = time.perf_counter()
-        e = embed(fingerprinter, y, sr)
+        e = embed(fingerprinter, y, sr, center=config.center)
         timing["encoder"] += time.perf_counter() - t
         return e
 
@@ -554,7 +609,7 @@ def mine_song(song_id: str, original, covers: Sequence, fingerprinter, *, config
             if d > emb_c.duration or len(fps) > len(emb_c.fps):
                 short[rec["version_id"]] = short.get(rec["version_id"], 0) + 1
                 continue
-            truth = _true_starts(rec.get("alignment"), a)
+            truth = _shifted(lambda t: _true_starts(rec.get("alignment"), t), a)
             for m in match_fragment(fps, off, d, emb_c, config):
                 t = _nearest(truth, m.start)
                 matches.append({"version_id": rec["version_id"], "path": rec["path"], "split": rec["split"],
@@ -849,6 +904,17 @@ def _true_starts(alignment, t: float) -> list[float]:
     return [float(x) for x in v if math.isfinite(x)]
 
 
+def _shifted(fn, t: float, max_shift: float = 2.0, step: float = 0.05) -> list[float]:
+    """``fn(t)`` (true places of original time ``t``), or where ``t`` falls where the map is undefined (a
+    fragment starting in the breath before the first note, or in a pause between passes), ``fn(t + s) - s``
+    for the smallest ``s`` (in ``step`` s, up to ``max_shift``) where it is defined."""
+    for k in range(int(round(max_shift / step)) + 1):
+        xs = fn(t + k * step)
+        if xs:
+            return [x - k * step for x in xs]
+    return []
+
+
 def _nearest(xs: list[float], x: float):
     return min(xs, key=lambda y: abs(y - x)) if xs else None
 
@@ -868,7 +934,9 @@ def mining_precision(manifest, songs, tol: float = 0.5) -> dict:
     """Mining precision and recall against the true alignments of generated data.
 
     A cover fragment is *correct* when its start is within ``tol`` seconds of a true position of its
-    original fragment's start in that cover. Two truths are counted:
+    original fragment's start in that cover (a start in a breath before the music, where the time map is
+    undefined, is mapped through the first defined moment after it, at most 2 s later). Two truths are
+    counted:
 
     - ``*_strict``: the places where that moment of the original recording is sung in the cover
       (``chadml.data.map_time(..., all=True)`` of the cover's alignment: a repeated section counts twice);
@@ -912,9 +980,11 @@ def mining_precision(manifest, songs, tol: float = 0.5) -> dict:
         orig_row = table[sid][0]
         truths = {}
         for c in table[sid][1]:
-            strict = _true_starts(c.alignment, a)
-            music = _same_music_starts(orig_row, c, a)
-            music_used |= music is not None
+            strict = _shifted(lambda t: _true_starts(c.alignment, t), a)
+            music = None
+            if _same_music_starts(orig_row, c, a) is not None:
+                music = _shifted(lambda t: _same_music_starts(orig_row, c, t), a)
+                music_used = True
             truths[str(c.version_id)] = (music if music is not None else strict, strict, float(c.duration))
         for r in covs:
             music, strict, _ = truths[str(r.source_id)]
@@ -965,6 +1035,9 @@ def add_mining_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--embed", choices=("slice", "fragment"), default=d.embed,
                    help="fragment fingerprints: slices of the whole track's, or a pass per fragment (%(default)s)")
     g.add_argument("--refine", action="store_true", help="sub-step placement of cover fragments")
+    g.add_argument("--center", action="store_true", help="remove each recording's mean fingerprint first")
+    g.add_argument("--fit-tempo", action="store_true",
+                   help="place cover fragments by the local tempo (first and last thirds matched apart)")
     p.add_argument("--engine", choices=("local", "ray"), default="local", help="where songs are mined (%(default)s)")
     p.add_argument("--address", default=None, help="Ray cluster address (with --engine ray)")
 
@@ -972,7 +1045,8 @@ def add_mining_options(p: argparse.ArgumentParser) -> None:
 def config_from_args(args) -> MiningConfig:
     return MiningConfig(d_min=args.d_min, d_max=args.d_max, pauses=tuple(args.pauses),
                         db_levels=tuple(args.db_levels), alpha_corr=args.alpha_corr, beta_rel=args.beta_rel,
-                        beta_irrel=args.beta_irrel, embed=args.embed, refine=args.refine)
+                        beta_irrel=args.beta_irrel, embed=args.embed, refine=args.refine,
+                        center=args.center, fit_tempo=args.fit_tempo)
 
 
 def _cli_mine(args) -> int:

@@ -35,6 +35,21 @@ def phrase(rng: np.random.Generator, dur: float, amp: float = 0.3) -> np.ndarray
     return np.concatenate(out)
 
 
+def melody(rng: np.random.Generator, dur: float) -> list[tuple[float, float]]:
+    """Random notes ``(midi, seconds)`` lasting ``dur`` s."""
+    out, tot = [], 0.0
+    while tot < dur - 1e-9:
+        d = min(float(rng.choice([0.25, 0.5, 0.75])), dur - tot)
+        out.append((float(rng.integers(55, 76)), d))
+        tot += d
+    return out
+
+
+def sing(notes: list[tuple[float, float]], tempo: float = 1.0, transpose: float = 0.0, amp: float = 0.3) -> np.ndarray:
+    """The notes sung ``tempo`` times slower (> 1) or faster (< 1), ``transpose`` semitones up."""
+    return np.concatenate([tone(m + transpose, d * tempo, amp) for m, d in notes])
+
+
 def silence(dur: float) -> np.ndarray:
     return np.zeros(int(round(dur * SR)), np.float32)
 

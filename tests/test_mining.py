@@ -186,6 +186,25 @@ def test_match_refine_places_between_steps():
     assert abs(refined[0].start - 24.875) < abs(plain[0].start - 24.875)
 
 
+@pytest.mark.parametrize("tempo", [0.87, 1.15])
+def test_fit_tempo_places_the_start_of_a_faster_or_slower_cover(fp, tempo):
+    rng = np.random.default_rng(21)
+    notes = md.melody(rng, 14.0)
+    y, _ = md.vocal([1.0, md.sing(notes), 1.0])
+    cover, _ = md.vocal([2.0, md.sing(notes, tempo=tempo), 4.0])
+    emb, emb_c = embed(fp, y), embed(fp, cover)
+    a, b = 1.0, 15.0
+    fps, off = fragment_fingerprints(emb, a, b)
+    truth = 2.0                                        # the cover sings the fragment's start at 2.0 s
+    rigid = match_fragment(fps, off, b - a, emb_c, MiningConfig(beta_rel=0.4, beta_irrel=0.3))
+    fitted = match_fragment(fps, off, b - a, emb_c, MiningConfig(beta_rel=0.4, beta_irrel=0.3, fit_tempo=True))
+    assert len(rigid) == len(fitted) == 1
+    # a rigid match aligns the middle: the start is off by about (tempo - 1) * d / 2
+    assert abs(rigid[0].start - truth) > 0.5
+    assert abs(fitted[0].start - truth) < 0.3, (rigid[0].start, fitted[0].start)
+    assert fitted[0].end - fitted[0].start == pytest.approx(b - a)
+
+
 def test_match_cover_shorter_than_fragment_raises():
     rng = np.random.default_rng(0)
     frag = rng.standard_normal((50, 8)).astype(np.float32)
