@@ -54,6 +54,7 @@ def main(argv=None) -> int:
     ap.add_argument("--split", default="train")
     ap.add_argument("--refine", action="store_true")
     ap.add_argument("--center", action="store_true")
+    ap.add_argument("--fit-tempo", action="store_true")
     ap.add_argument("--compare-embed", action="store_true")
     ap.add_argument("--json", default=None, help="write the rows here")
     a = ap.parse_args(argv)
@@ -69,9 +70,10 @@ def main(argv=None) -> int:
     if a.songs:
         ids = ids[:a.songs]
     fp = load_fingerprinter(a.model)
-    rows = [run(songs, fp, ids, MiningConfig(refine=a.refine, center=a.center), "slice")]
+    rows = [run(songs, fp, ids, MiningConfig(refine=a.refine, center=a.center, fit_tempo=a.fit_tempo), "slice")]
     if a.compare_embed:
-        rows.append(run(songs, fp, ids, MiningConfig(refine=a.refine, center=a.center, embed="fragment"),
+        rows.append(run(songs, fp, ids, MiningConfig(refine=a.refine, center=a.center, fit_tempo=a.fit_tempo,
+                                                  embed="fragment"),
                         "fragment"))
     cols = ["embed", "songs", "groups", "relevant", "uncertain", "precision", "recall", "precision_strict",
             "recall_strict", "uncertain_precision", "songs_per_min", "dsp_songs_per_min"]

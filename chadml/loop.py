@@ -298,6 +298,8 @@ def _cli_loop(args) -> int:
     train_kwargs = {}
     if args.width is not None:
         train_kwargs["width"] = args.width
+    if args.no_augment:
+        train_kwargs["augment"] = False
     config = LoopConfig(iterations=args.iterations, songs_per_iteration=args.songs_per_iteration,
                         features=args.features, window=args.window, epochs0=args.epochs0, epochs=args.epochs,
                         fine_tune=not args.from_scratch, include_uncertain=args.include_uncertain,
@@ -338,5 +340,6 @@ def add_cli(subparsers) -> None:
     p.add_argument("--include-uncertain", action="store_true", help="train on uncertain cover fragments too")
     p.add_argument("--max-minutes", type=float, default=None, help="time limit of each training")
     p.add_argument("--width", type=int, default=None, help="encoder width (default: train's)")
+    p.add_argument("--no-augment", action="store_true", help="train without the augmentations")
     add_mining_options(p)
     p.set_defaults(func=_cli_loop)

@@ -112,6 +112,33 @@ def test_fragmentation_picks_the_grid_point_with_most_unique_fragments(fp):
     assert frag.pause == 1.0 and len(frag.fragments) == 2
 
 
+class _Biased:
+    """A fingerprinter whose every window shares a large common component (a weak model)."""
+
+    def __init__(self, fp):
+        self.fp, self.window_config = fp, fp.window_config
+        self.bias = np.random.default_rng(9).standard_normal(128).astype(np.float32) * 0.5
+
+    def from_audio(self, audio, sr=SR):
+        z, s = self.fp.from_audio(audio, sr)
+        return z + self.bias, s
+
+
+def test_center_removes_a_component_shared_by_all_windows(fp):
+    rng = np.random.default_rng(7)
+    y, bounds = md.vocal([1.0, md.phrase(rng, 9.0), 2.0, md.phrase(rng, 11.0), 2.0, md.phrase(rng, 8.5), 1.0])
+    biased = _Biased(fp)
+    plain = fragmentation(y, embed(biased, y), MiningConfig(), fingerprinter=biased)
+    assert len(plain.fragments) == 1            # every pair of fragments correlates above alpha_corr
+    emb = embed(biased, y, center=True)
+    assert np.abs(emb.fps.mean(axis=0)).max() < 1e-5
+    centred = fragmentation(y, emb, MiningConfig(center=True), fingerprinter=biased)
+    assert len(centred.fragments) == 3
+    # a fragment embedded on its own has the recording's mean removed too
+    own, _ = fragment_fingerprints(emb, 1.0, 10.0, y=y, fingerprinter=biased, mode="fragment")
+    assert np.abs(own.mean(axis=0)).max() < 0.2
+
+
 def test_silent_or_short_original_gives_no_fragment(fp):
     y = md.silence(30.0)
     assert all(len(iv) <= 1 for _, iv in fragment_grid(y))
