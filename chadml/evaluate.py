@@ -88,7 +88,7 @@ class Report:
 
     ``overall``: ``{"top1", "top3", "top5", "top10", "top100", "mrr", "queries"}``;
     ``per_query``: one dict per query with ``query``, ``song`` (the truth), ``rank`` (None: not in the
-    list), ``top1`` .. ``top100`` (0/1), ``rr`` (1/rank), ``best`` (the top-ranked song) and timing.
+    list), ``top1`` .. ``top100`` (0/1), ``mrr`` (1/rank, this query's MRR), ``best`` (the top-ranked song) and timing.
     """
     per_query: list[dict]
     overall: dict
@@ -106,7 +106,7 @@ class Report:
             row = {"query": q, "song": t, "rank": None if math.isinf(r[i]) else int(r[i])}
             for n in TOP_N:
                 row[f"top{n}"] = int(r[i] <= n)
-            row["rr"] = float(1.0 / r[i])
+            row["mrr"] = float(1.0 / r[i])   # the reciprocal rank: the MRR of this one query
             if extra is not None:
                 row.update(extra[i])
             per.append(row)

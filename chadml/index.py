@@ -56,8 +56,8 @@ log = logging.getLogger(__name__)
 FORMAT_VERSION = 1
 CATALOG = "catalog.sqlite"
 LOCK = "write.lock"
-KINDS = ("auto", "flat", "ivf", "ivfpq", "hnsw")
-FLAT_MAX = 200_000          # "auto": exact search up to this many fingerprints, IVF-PQ above
+KINDS = ("auto", "flat", "ivf", "ivfsq", "ivfpq", "hnsw")
+FLAT_MAX = 200_000          # "auto": exact search up to this many fingerprints, IVF + 8-bit SQ above
 AUDIO_EXTENSIONS = (".wav", ".flac", ".mp3", ".ogg", ".oga", ".opus", ".m4a", ".aiff", ".aif", ".au")
 
 __all__ = ["SongIndex", "SongInfo", "IndexMismatchError", "IndexCorruptError", "fingerprinter_id",
@@ -169,12 +169,12 @@ def _faiss():
 def _choose_params(kind: str, n: int, dim: int) -> dict:
     """FAISS parameters for ``n`` vectors (``kind`` "auto" picks flat or ivfpq by size)."""
     if kind == "auto":
-        kind = "flat" if n <= FLAT_MAX else "ivfpq"
+        kind = "flat" if n <= FLAT_MAX else "ivfsq"
     if kind == "flat":
         return {"kind": "flat"}
     if kind == "hnsw":
         return {"kind": "hnsw", "M": 32, "efConstruction": 80, "efSearch": 128}
-    nlist = int(2 ** round(math.log2(max(16.0, math.sqrt(max(n, 1))))))
+    nlist = int(2 ** math.floor(math.log2(max(16.0, math.sqrt(max(n, 1))))))
     nlist = max(16, min(nlist, 4096, max(16, n // 39)))
     p = {"kind": kind, "nlist": nlist, "nprobe": min(nlist, max(8, nlist // 64)), "trained_on": int(n)}
     if kind == "ivfpq":
@@ -213,8 +213,8 @@ class SongIndex:
 
         Give either ``fingerprinter`` (its model id and configs are recorded) or ``model_id`` with
         ``feature_config`` and ``window_config`` (objects with ``to_dict()`` or dicts; the window
-        config needs ``step_s``). ``kind``: "auto" (exact search up to 200k fingerprints, IVF-PQ
-        above), "flat", "ivf", "ivfpq" or "hnsw". ``dtype``: the store's "float32" or "float16".
+        config needs ``step_s``). ``kind``: "auto" (exact search up to 200k fingerprints, IVF with
+        8-bit scalar quantisation above), "flat", "ivf" (IVF-Flat), "ivfsq", "ivfpq" or "hnsw". ``dtype``: the store's "float32" or "float16".
         ``model_path``: a checkpoint recorded so that a :class:`chadml.search.Searcher` can load it.
 
         Example
@@ -588,7 +588,7 @@ class SongIndex:
     def _set_search_params(fidx, params: dict, *, nprobe: int | None = None, ef_search: int | None = None):
         faiss = _faiss()
         kind = params.get("kind")
-        if kind in ("ivf", "ivfpq"):
+        if kind in ("ivf", "ivfsq", "ivfpq"):
             faiss.extract_index_ivf(fidx).nprobe = int(nprobe or params.get("nprobe", 8))
         elif kind == "hnsw":
             faiss.downcast_index(fidx.index).hnsw.efSearch = int(ef_search or params.get("efSearch", 128))
@@ -633,11 +633,22 @@ class SongIndex:
         quant = faiss.IndexFlatL2(d)
         if kind == "ivf":
             idx = faiss.IndexIVFFlat(quant, d, int(params["nlist"]))
+        elif kind == "ivfsq":
+            idx = faiss.IndexIVFScalarQuantizer(quant, d, int(params["nlist"]), faiss.ScalarQuantizer.QT_8bit)
         else:
             idx = faiss.IndexIVFPQ(quant, d, int(params["nlist"]), int(params["m"]), int(params["nbits"]))
+            idx.pq.cp.niter = 10
+        idx.cp.niter = 15
         idx.own_fields = True
         quant.this.disown()
-        idx.train(train_rows)
+        # small k-means runs are slower with several OpenMP threads than with one
+        threads = faiss.omp_get_max_threads()
+        if len(train_rows) < 50_000:
+            faiss.omp_set_num_threads(1)
+        try:
+            idx.train(train_rows)
+        finally:
+            faiss.omp_set_num_threads(threads)
         return idx
 
     def _live_rows(self, songs: Sequence[SongInfo]) -> Iterator[tuple[np.ndarray, np.ndarray]]:
@@ -742,13 +753,13 @@ class SongIndex:
         params = dict(st["faiss"])
         want = _choose_params(st["kind"], n_after, int(st["dim"]))
         rebuild = (rebuild or not params or self._faiss_index is None or params.get("kind") != want["kind"]
-                   or (want["kind"] in ("ivf", "ivfpq") and st["kind"] == "auto"
+                   or (want["kind"] in ("ivf", "ivfsq", "ivfpq") and st["kind"] == "auto"
                        and n_after > 4 * int(params.get("trained_on", 0)))
                    or (removed and params.get("kind") == "hnsw"))     # HNSW cannot remove
         if rebuild:
             params = want
             train = None
-            if params["kind"] in ("ivf", "ivfpq"):
+            if params["kind"] in ("ivf", "ivfsq", "ivfpq"):
                 if n_after < params["nlist"]:
                     params = {"kind": "flat"}
                 else:

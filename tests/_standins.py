@@ -128,15 +128,15 @@ def _encoder_module():
         def __init__(self, width=64, dim=128):
             super().__init__()
             self.width, self.dim = width, dim
-            self.conv = torch.nn.Conv2d(1, width, 3, padding=1)
-            self.fc = torch.nn.Linear(width, dim)
+            self.pool = torch.nn.AdaptiveAvgPool2d((16, 24))
+            self.fc = torch.nn.Linear(16 * 24, dim)
 
         def config(self):
             return {"width": self.width, "dim": self.dim}
 
         def forward(self, x):
-            h = torch.relu(self.conv(x[:, None]))
-            h = h.mean(dim=(2, 3))
+            h = self.pool(x[:, None]).flatten(1)
+            h = h - h.mean(dim=1, keepdim=True)
             return torch.nn.functional.normalize(self.fc(h), dim=1)
 
     class Fingerprinter:
@@ -201,3 +201,48 @@ def install():
         m = types.ModuleType("chadml.audio")
         m.SR, m.load = 16000, _load
         sys.modules["chadml.audio"] = m
+    install_train()
+
+
+def _train_module():
+    import hashlib
+    import json
+    import torch
+    m = types.ModuleType("chadml.train")
+
+    class TrainConfig:
+        def to_dict(self):
+            return {}
+
+    def save_checkpoint(path, *, model, feature_config, window_config, train_config, **kw):
+        torch.save({"encoder_config": model.config(), "feature_config": feature_config.to_dict(),
+                    "window_config": window_config.to_dict(), "model": model.state_dict()}, path)
+        return str(path)
+
+    def load_fingerprinter(path, *, device=None):
+        enc = sys.modules["chadml.encoder"]
+        feat = sys.modules["chadml.features"]
+        st = torch.load(path, weights_only=True)
+        model = enc.ResNet18Encoder(**st["encoder_config"])
+        model.load_state_dict(st["model"])
+        return enc.Fingerprinter(model, feat.FeatureConfig.from_dict(st["feature_config"]),
+                                 feat.WindowConfig.from_dict(st["window_config"]))
+
+    def checkpoint_id(path):
+        st = torch.load(path, weights_only=True)
+        h = hashlib.sha256()
+        h.update(json.dumps({k: st[k] for k in ("encoder_config", "feature_config", "window_config")},
+                            sort_keys=True).encode())
+        for k in sorted(st["model"]):
+            h.update(k.encode())
+            h.update(st["model"][k].contiguous().numpy().tobytes())
+        return h.hexdigest()[:16]
+
+    m.TrainConfig, m.save_checkpoint, m.load_fingerprinter, m.checkpoint_id = (
+        TrainConfig, save_checkpoint, load_fingerprinter, checkpoint_id)
+    return m
+
+
+def install_train():
+    if not _module_exists("chadml.train"):
+        sys.modules["chadml.train"] = _train_module()
