@@ -735,6 +735,8 @@ class SongIndex:
             conn.close()
         if _crash_hook:
             _crash_hook("committed")
+        if new_faiss is not None:       # keep the index just written instead of reading it back
+            self._faiss_index, self._faiss_file = new_faiss, faiss_file
         # files of generations before the previous one are no longer read by anyone who reads the catalog
         keep = {faiss_file, store_file or st["store_file"], *upd["previous_files"], CATALOG, LOCK,
                 CATALOG + "-wal", CATALOG + "-shm"}
@@ -852,13 +854,17 @@ class SongIndex:
         self.add_fingerprint_items([(song_id, fps, meta)], on_exists=on_exists, progress_bar=False)
 
     def add_songs(self, items: Iterable, fingerprinter, *, sr: int = 16000, on_exists: str = "error",
-                  progress_bar: bool = True, total: int | None = None) -> list[str]:
+                  on_error: str = "raise", progress_bar: bool = True, total: int | None = None) -> list[str]:
         """Fingerprint and add songs in one atomic write (all or none).
 
         ``items``: ``(song_id, audio or path, title)`` (title optional). A path is read with
         :func:`chadml.audio.load` (any format soundfile reads, resampled to 16 kHz mono); an array is
         mono audio at ``sr``. The fingerprinter must be the index's model (same id and configs).
+        ``on_error``: "raise" (a song that cannot be read aborts the whole add) or "skip" (it is
+        left out with a warning). Returns the ids added.
         """
+        if on_error not in ("raise", "skip"):
+            raise ValueError(f"on_error must be 'raise' or 'skip', got {on_error!r}")
         self.check_compatible(model_id=fingerprinter_id(fingerprinter), config=fingerprinter)
         if total is None and hasattr(items, "__len__"):
             total = len(items)
@@ -872,15 +878,21 @@ class SongIndex:
                 song_id, src = item[0], item[1]
                 title = item[2] if len(item) == 3 and item[2] else None
                 path = ""
-                if isinstance(src, (str, os.PathLike)):
-                    path = os.path.abspath(os.fspath(src))
-                    y, y_sr = _audio.load(path, sr=16000), 16000
-                    title = title or os.path.splitext(os.path.basename(path))[0]
-                else:
-                    y, y_sr = _mono(src, "audio"), sr
-                if len(y) == 0:
-                    raise ValueError(f"song {song_id!r} has no audio")
-                fps, _ = fingerprinter.from_audio(y, sr=y_sr)
+                try:
+                    if isinstance(src, (str, os.PathLike)):
+                        path = os.path.abspath(os.fspath(src))
+                        y, y_sr = _audio.load(path, sr=16000), 16000
+                        title = title or os.path.splitext(os.path.basename(path))[0]
+                    else:
+                        y, y_sr = _mono(src, "audio"), sr
+                    if len(y) == 0:
+                        raise ValueError(f"song {song_id!r} has no audio")
+                    fps, _ = fingerprinter.from_audio(y, sr=y_sr)
+                except (ChadError, ValueError, FileNotFoundError, RuntimeError) as exc:
+                    if on_error == "raise":
+                        raise
+                    log.warning("skipping song %r: %s", song_id, exc)
+                    continue
                 yield song_id, fps, {"title": title or song_id, "path": path, "duration": len(y) / y_sr}
 
         return self.add_fingerprint_items(gen(), on_exists=on_exists, progress_bar=progress_bar, total=total)
@@ -1035,6 +1047,7 @@ def add_cli(sub) -> None:
     b.add_argument("--out", required=True, help="index directory to create")
     b.add_argument("--kind", choices=KINDS, default="auto", help="FAISS index type (default: by size)")
     b.add_argument("--dtype", choices=("float32", "float16"), default="float32", help="fingerprint store type")
+    b.add_argument("--skip-bad", action="store_true", help="leave out unreadable songs (default: abort)")
     b.add_argument("--device", default=None)
     b.set_defaults(func=_cli_build)
     a = s.add_parser("add", help="add songs to an index (all or none)",
@@ -1044,6 +1057,7 @@ def add_cli(sub) -> None:
     a.add_argument("--model", default=None, help="checkpoint (default: the one the index was built with)")
     a.add_argument("--skip-existing", action="store_true", help="skip song ids already in the index")
     a.add_argument("--replace", action="store_true", help="replace song ids already in the index")
+    a.add_argument("--skip-bad", action="store_true", help="leave out unreadable songs (default: abort)")
     a.add_argument("--device", default=None)
     a.set_defaults(func=_cli_add)
     r = s.add_parser("remove", help="remove songs by id", description="Remove songs from an index (atomic).")
@@ -1070,7 +1084,11 @@ def _cli_build(args) -> int:
                            kind=args.kind, dtype=args.dtype, model_path=args.model)
     fp.model_id = idx.model_id
     t0 = time.perf_counter()
-    idx.add_songs(items, fp, progress_bar=not _quiet(args))
+    try:
+        idx.add_songs(items, fp, progress_bar=not _quiet(args), on_error="skip" if args.skip_bad else "raise")
+    except BaseException:
+        shutil.rmtree(idx.dir, ignore_errors=True)     # we created it: leave no half-built index behind
+        raise
     info = idx.info()
     print(f"indexed {info['songs']} songs ({info['hours']:.2f} h, {info['fingerprints']} fingerprints) into "
           f"{idx.dir} in {time.perf_counter() - t0:.1f} s; {info['size_bytes'] / 1e6:.1f} MB")
@@ -1090,7 +1108,7 @@ def _cli_add(args) -> int:
     if args.skip_existing and args.replace:
         raise ValueError("give at most one of --skip-existing and --replace")
     added = idx.add_songs(song_items(args.songs), fp, progress_bar=not _quiet(args),
-                          on_exists="skip" if args.skip_existing else "replace" if args.replace else "error")
+                          on_error="skip" if args.skip_bad else "raise", on_exists="skip" if args.skip_existing else "replace" if args.replace else "error")
     print(f"added {len(added)} songs; the index holds {len(idx)}")
     return 0
 

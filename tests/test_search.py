@@ -197,7 +197,15 @@ def test_cli_index_query_evaluate(tmp_path, capsys):
     sf.write(more / "t9.wav", melody(rng, 9.0), 16000)
     assert main(["-q", "index", "add", "--index", ix, "--songs", str(more)]) == 0
     assert main(["-q", "index", "add", "--index", ix, "--songs", str(more)]) == 2      # already there
-    assert main(["-q", "index", "remove", "--index", ix, "t9"]) == 0
+    mixed = tmp_path / "mixed"
+    mixed.mkdir()
+    sf.write(mixed / "t7.wav", melody(rng, 8.0), 16000)
+    (mixed / "t8.wav").write_bytes(b"RIFF\x00\x00\x00\x00WAVEnot really audio")
+    assert main(["-q", "index", "add", "--index", ix, "--songs", str(mixed)]) in (1, 2)   # all or none
+    assert len(SongIndex.open(ix)) == 5
+    assert main(["-q", "index", "add", "--index", ix, "--songs", str(mixed), "--skip-bad"]) == 0
+    assert "t7" in SongIndex.open(ix) and "t8" not in SongIndex.open(ix)
+    assert main(["-q", "index", "remove", "--index", ix, "t9", "t7"]) == 0
     assert main(["-q", "index", "remove", "--index", ix, "t9"]) == 2
     capsys.readouterr()
     assert main(["-q", "index", "info", "--index", ix, "--json"]) == 0
