@@ -24,6 +24,25 @@ int chadsp_max_threads(void);
 
 /* ====================== silence.c: RMS, silence masking, splitting, merging ====================== */
 
+/* Number of RMS frames of a signal of n samples (librosa's count; 0 when the (padded) signal is shorter
+ * than a frame). CHADSP_EINVAL for n < 0, frame_length < 1 or hop_length < 1. */
+int64_t chadsp_rms_frames(int64_t n, int64_t frame_length, int64_t hop_length, int center);
+
+/* Frame RMS in dB relative to the loudest frame (0 dB), power floor 1e-10 (amplitude 1e-5), not clipped.
+ * out has n_frames = chadsp_rms_frames(...) entries. */
+int chadsp_rms_db(const float *y, int64_t n, int64_t frame_length, int64_t hop_length, int center,
+                  float *out, int64_t n_frames);
+
+/* Non-silent sample intervals [start, end) as librosa.effects.split (centred frames, top_db > 0).
+ * intervals: room for capacity >= (n_frames + 1) / 2 pairs. Returns the number of intervals, or < 0. */
+int64_t chadsp_split(const float *y, int64_t n, double top_db, int64_t frame_length, int64_t hop_length,
+                     int64_t *intervals, int64_t capacity);
+
+/* Left-to-right merge of sorted, non-overlapping intervals (n pairs), then length filtering.
+ * out: room for n pairs. Returns the number of fragments written, or < 0. */
+int64_t chadsp_merge_fragments(const int64_t *intervals, int64_t n, int64_t max_pause, int64_t min_len,
+                               int64_t max_len, int64_t *out);
+
 
 /* ====================== end silence.c ====================== */
 
