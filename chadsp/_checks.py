@@ -32,6 +32,13 @@ def _real_array(x, name: str, dtype=np.float32) -> np.ndarray:
 
 
 def _check_finite(arr: np.ndarray, name: str) -> None:
+    if arr.size and arr.dtype.kind == "f" and arr.flags.c_contiguous:
+        # Fast path: one BLAS pass and no temporary (half the time of isfinite().all() on audio). A NaN
+        # or inf makes the sum of squares non-finite; huge finite values may overflow it: then check exactly.
+        flat = arr.reshape(-1)
+        with np.errstate(over="ignore", invalid="ignore"):
+            if np.isfinite(np.dot(flat, flat)):
+                return
     if arr.size and not np.isfinite(arr).all():
         bad = int(np.size(arr) - np.count_nonzero(np.isfinite(arr)))
         raise ValueError(f"{name} must be finite, got {bad} NaN/inf value(s)")

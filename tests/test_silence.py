@@ -189,6 +189,11 @@ def test_split_all_silent_all_loud_and_tiny():
         assert check_split(np.ones(n), 60).tolist() == [[0, n]]
     assert check_split(np.random.default_rng(0).standard_normal(40000), 60).tolist() == [[0, 40000]]
     assert check_split([0.3], 10).tolist() == [[0, 1]]
+    # huge finite values (their sum of squares overflows float32: the finiteness check's slow path)
+    huge = np.r_[np.full(3000, 3e38), np.zeros(9000), np.full(3000, -3e38)].astype(np.float32)
+    assert chadsp.split_by_silence(huge, 60).tolist() == ref.split_by_silence(huge, 60).tolist() == [[0, 4096],
+                                                                                                      [11264, 15000]]
+    np.testing.assert_allclose(chadsp.rms_db(huge), ref.rms_db(huge), atol=1e-4)
     assert check_split([0.3], 10, fl=2047).tolist() == [[0, 1]]
     # empty: no interval (librosa returns [[0, 0]] for an even frame and raises for an odd one)
     assert chadsp.split_by_silence(np.zeros(0, np.float32), 60).shape == (0, 2)
