@@ -35,8 +35,12 @@ def _raise_rc(rc: int, what: str) -> None:
         raise RuntimeError(f"{what}: internal error (code {rc}); please report it")
 
 
+_MAX_FRAME = 1 << 40   # keeps every sample index of the C code far from int64 overflow
+
+
 def _frame_args(frame_length, hop_length) -> tuple[int, int]:
-    return check_int(frame_length, "frame_length", minimum=1), check_int(hop_length, "hop_length", minimum=1)
+    return (check_int(frame_length, "frame_length", minimum=1, maximum=_MAX_FRAME),
+            check_int(hop_length, "hop_length", minimum=1, maximum=_MAX_FRAME))
 
 
 def rms_db(y, *, frame_length: int = 2048, hop_length: int = 512, center: bool = True) -> np.ndarray:

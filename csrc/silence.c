@@ -96,9 +96,9 @@ int chadsp_rms_db(const float *y, int64_t n, int64_t frame_length, int64_t hop_l
     if (rc == 0) {
         double pmax = AMIN2;
         for (int64_t k = 0; k < n_frames; k++) pmax = p[k] > pmax ? p[k] : pmax;
-        const double inv = 1.0 / pmax;   /* one log of the ratio: the loudest frame is exactly 0 dB */
+        /* one log of the ratio (x / x == 1 exactly): the loudest frame is exactly 0 dB */
         for (int64_t k = 0; k < n_frames; k++)
-            out[k] = (float)(10.0 * log10((p[k] > AMIN2 ? p[k] : AMIN2) * inv));
+            out[k] = (float)(10.0 * log10((p[k] > AMIN2 ? p[k] : AMIN2) / pmax));
     }
     free(p);
     return rc;

@@ -11,7 +11,7 @@ import pytest
 from hypothesis import assume, given, strategies as st
 
 import chadsp
-from tests import reference as ref
+import reference as ref  # tests/reference.py (pytest puts tests/ on sys.path)
 
 pytestmark = pytest.mark.asan
 
@@ -324,6 +324,7 @@ def test_bad_signal(fn, y, exc, msg):
     ({"frame_length": 0}, ValueError), ({"frame_length": -2048}, ValueError), ({"hop_length": 0}, ValueError),
     ({"hop_length": -1}, ValueError), ({"frame_length": 2048.0}, TypeError), ({"hop_length": True}, TypeError),
     ({"hop_length": None}, TypeError), ({"frame_length": "2048"}, TypeError),
+    ({"frame_length": 2**62}, ValueError), ({"hop_length": 2**63 - 1}, ValueError),
 ])
 def test_bad_frame_args(kw, exc):
     name = next(iter(kw))
@@ -331,6 +332,14 @@ def test_bad_frame_args(kw, exc):
         chadsp.rms_db(GOOD, **kw)
     with pytest.raises(exc, match=name):
         chadsp.split_by_silence(GOOD, 60, **kw)
+
+
+def test_huge_frames_are_fine():
+    """Frames far longer than the signal each hold all of it (the block and direct paths alike)."""
+    for fl, hop in [(2**40, 2**40), (2**40, 2**39), (2**40, 512), (10**5 + 1, 3)]:
+        db = chadsp.rms_db(GOOD, frame_length=fl, hop_length=hop)
+        assert db.shape == (ref.n_frames(GOOD.size, fl, hop),) and np.all(db == 0)
+        assert chadsp.split_by_silence(GOOD, 60, frame_length=fl, hop_length=hop).tolist() == [[0, 3000]]
 
 
 def test_bad_center():
