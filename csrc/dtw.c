@@ -64,6 +64,15 @@ static int64_t row_block(int64_t w) { return (max64(ROWBLOCK, w) + RT - 1) / RT 
 /* Every cost is acc = 0; acc += p_d (d = 0 .. D-1, p_d = diff * diff or x * y, an FMA where the  */
 /* target has one); cosine then 1 - acc. The AVX-512 path below does the same operations.         */
 /* ---------------------------------------------------------------------------------------------- */
+/* a * b + c with one rounding where the target has an FMA (as the AVX-512 path does), so that the scalar
+ * and the lane paths give bit-identical costs; the explicit call also keeps the compiler from splitting
+ * the multiply from the add when it vectorises. */
+#if defined(FP_FAST_FMAF) || defined(__FP_FAST_FMAF)
+#define MADD(a, b, c) fmaf((a), (b), (c))
+#else
+#define MADD(a, b, c) ((a) * (b) + (c))
+#endif
+
 /* The same clamp as cost_final below, in scalar form. */
 DTW_INLINE float cost_final1(const int metric, float acc)
 {
@@ -87,8 +96,8 @@ DTW_INLINE void cost_row_generic(const int L, const int metric, const float *x, 
             for (int b = 0; b < KB; b++) {
                 const float *yy = yb + (b * D + d) * L;
                 for (int l = 0; l < L; l++) {
-                    if (metric == METRIC_EUCLIDEAN) { float df = xv - yy[l]; acc[b][l] += df * df; }
-                    else acc[b][l] += xv * yy[l];
+                    if (metric == METRIC_EUCLIDEAN) { float df = xv - yy[l]; acc[b][l] = MADD(df, df, acc[b][l]); }
+                    else acc[b][l] = MADD(xv, yy[l], acc[b][l]);
                 }
             }
         }
@@ -104,8 +113,8 @@ DTW_INLINE void cost_row_generic(const int L, const int metric, const float *x, 
             const float xv = x[d];
             const float *yy = yb + d * L;
             for (int l = 0; l < L; l++) {
-                if (metric == METRIC_EUCLIDEAN) { float df = xv - yy[l]; acc[l] += df * df; }
-                else acc[l] += xv * yy[l];
+                if (metric == METRIC_EUCLIDEAN) { float df = xv - yy[l]; acc[l] = MADD(df, df, acc[l]); }
+                else acc[l] = MADD(xv, yy[l], acc[l]);
             }
         }
         for (int l = 0; l < L; l++) out[t * L + l] = cost_final1(metric, acc[l]);
