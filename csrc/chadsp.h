@@ -57,6 +57,20 @@ int64_t chadsp_merge_fragments(const int64_t *intervals, int64_t n, int64_t max_
 
 /* ====================== dtw.c: banded and subsequence DTW ====================== */
 
+/* metric: 0 = euclidean (cell cost: squared difference summed over D; result: sqrt of the path sum),
+ *         1 = cosine (cell cost: 1 - dot; result: the path sum).
+ * band < 0: no band (the full matrix); otherwise cells -band - max(0, n-m) <= j-i <= band + max(0, m-n).
+ * DTW of query (n x dim) against each candidate c = data[offsets[c] .. offsets[c+1]) (rows of dim floats);
+ * out[c] = +inf for an empty candidate. Candidates run 16 at a time, one per SIMD lane. */
+int chadsp_dtw_batch(const float *query, int64_t n, int64_t dim, const float *data, const int64_t *offsets,
+                     int64_t n_cand, int64_t band, int metric, int threads, float *out);
+
+/* Subsequence DTW of query (n x dim) inside target (m x dim): the best path from row 0 to row n-1 with a
+ * free start and end column. band < 0: Mueller's subsequence DTW; band >= 0: the path stays within
+ * |(j - start) - i| <= band (requires m >= n - band). end is exclusive. */
+int chadsp_subsequence_dtw(const float *query, int64_t n, const float *target, int64_t m, int64_t dim,
+                           int64_t band, int metric, int threads, double *cost, int64_t *start, int64_t *end);
+
 
 /* ====================== end dtw.c ====================== */
 
