@@ -6,7 +6,9 @@ query fingerprints have them among their neighbours, then by the best distance; 
 collection: when ``k`` covers the whole collection every song is re-ranked and the ANN step is
 skipped). The candidates are then re-ranked by the maximum Pearson correlation of the query's
 fingerprint sequence over all lags in the song (``chadsp.rerank``, scored in place in the index's
-memory-mapped store), or by subsequence DTW (``chadsp.dtw_rerank``); the best lag is the matched time.
+memory-mapped store), or by subsequence DTW (``chadsp.subsequence_dtw``: open begin and end, cosine
+cost; ``chadsp.dtw_rerank`` aligns whole sequences, which does not fit an excerpt of a song); the best
+lag, or the start of the DTW segment, is the matched time.
 
 M_short / M_long / M_fused: :class:`FusedSearcher` sends queries under 15 s to the M_short index and
 longer ones to the M_long index.
@@ -77,7 +79,7 @@ class Searcher:
     fingerprinter : the model (a ``Fingerprinter`` or a checkpoint path); default: the checkpoint the
         index records. It must be the index's model: another one is an ``IndexMismatchError``.
     rerank : "pearson" (max Pearson over lags; the default, for real recordings) or "dtw"
-        (subsequence DTW, cosine cost; for MIDI-like references).
+        (subsequence DTW, cosine cost, score = -cost; for MIDI-like references).
     k : candidate songs to re-rank (5000), capped by the collection size.
     neighbors : FAISS neighbours per query fingerprint (default: enough to fill ``k``, 64..2048).
     nprobe : IVF lists visited (default: the index's stored value).
@@ -248,21 +250,20 @@ class Searcher:
         out = []
         for r, i in enumerate(order):
             s = songs[cand[i]]
-            lag = int(lags[i])
-            if self.rerank == "dtw" and lag < 0:
-                lag = self._dtw_start(q, s.song_id)
-            out.append(Match(s.song_id, s.title, float(scores[i]), max(lag, 0) * step, r + 1))
+            out.append(Match(s.song_id, s.title, float(scores[i]), int(lags[i]) * step, r + 1))
         self.last_timing = timing
         return out
 
     def _rerank(self, q: np.ndarray, cand: np.ndarray) -> tuple[np.ndarray, np.ndarray, int]:
-        """Scores (higher is better) and lags of the candidate songs at positions ``cand``."""
+        """Scores (higher is better) and lags (matched fingerprint index in the song) of the songs at ``cand``."""
+        if self.rerank == "dtw":
+            return self._rerank_dtw(q, cand)
         import chadsp
         idx = self.index
         n = len(cand)
         scores = np.full(n, -np.inf, np.float32)
-        lags = np.full(n, -1, np.int64)
-        lens = np.array([s.n_fingerprints for s in idx.songs()], np.int64)[cand]
+        lags = np.zeros(n, np.int64)
+        lens = idx._lengths[cand]
         tq = len(q)
         fits = np.flatnonzero(lens >= tq)          # songs at least as long as the query: lags in the song
         short = np.flatnonzero(lens < tq)          # songs shorter than the query: the song inside the query
@@ -270,29 +271,43 @@ class Searcher:
         for data, offsets, which in idx.iter_packed(cand[fits]):
             rows += len(data)
             keep = which >= 0
-            if self.rerank == "pearson":
-                sc, lg = chadsp.rerank(q, (data, offsets), threads=self.threads)
-            else:
-                sc = -chadsp.dtw_rerank(q, (data, offsets), band=self.band, metric="cosine",
-                                        threads=self.threads)
-                lg = np.full(len(sc), -1, np.int64)
+            sc, lg = chadsp.rerank(q, (data, offsets), threads=self.threads)
             scores[fits[which[keep]]] = sc[keep]
             lags[fits[which[keep]]] = lg[keep]
-        for i in short:
-            song = idx.fingerprints(idx.songs()[cand[i]].song_id)
-            if self.rerank == "pearson":
-                sc, _ = chadsp.rerank(song, [q], threads=1)
-                scores[i], lags[i] = sc[0], 0
-            else:
-                cost, _, _ = chadsp.subsequence_dtw(song, q, band=self.band, metric="cosine")
-                scores[i], lags[i] = -cost, 0
+        songs = idx.songs()
+        for i in short:     # the matched time is the song's start (lag 0)
+            song = idx.fingerprints(songs[cand[i]].song_id)
+            sc, _ = chadsp.rerank(song, [q], threads=1)
+            scores[i] = sc[0]
             rows += len(song)
         return scores, lags, rows
 
-    def _dtw_start(self, q: np.ndarray, song_id: str) -> int:
+    def _rerank_dtw(self, q: np.ndarray, cand: np.ndarray) -> tuple[np.ndarray, np.ndarray, int]:
+        """Subsequence DTW (open begin and end, cosine cost) of the query in each candidate song.
+
+        ``chadsp.subsequence_dtw`` per song, on ``threads`` worker threads (the GIL is released in C);
+        score = minus the cost, lag = the start of the matched segment.
+        """
         import chadsp
-        _, start, _ = chadsp.subsequence_dtw(q, self.index.fingerprints(song_id), band=self.band, metric="cosine")
-        return int(start)
+        from concurrent.futures import ThreadPoolExecutor
+        idx = self.index
+        songs = idx.songs()
+        ids = [songs[c].song_id for c in cand]
+
+        def one(sid):
+            cost, start, _ = chadsp.subsequence_dtw(q, idx.fingerprints(sid), band=self.band, metric="cosine",
+                                                    threads=1)
+            return cost, start
+
+        workers = self.threads or os.cpu_count() or 1
+        if workers > 1 and len(ids) > 1:
+            with ThreadPoolExecutor(max_workers=workers) as pool:
+                res = list(pool.map(one, ids, chunksize=max(1, len(ids) // (4 * workers))))
+        else:
+            res = [one(sid) for sid in ids]
+        scores = np.array([-r[0] for r in res], np.float32)
+        lags = np.array([r[1] for r in res], np.int64)
+        return scores, lags, int(idx._lengths[cand].sum())
 
 
 class FusedSearcher:
