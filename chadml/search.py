@@ -259,28 +259,40 @@ class Searcher:
         if self.rerank == "dtw":
             return self._rerank_dtw(q, cand)
         import chadsp
+        from concurrent.futures import ThreadPoolExecutor
         idx = self.index
         n = len(cand)
         scores = np.full(n, -np.inf, np.float32)
         lags = np.zeros(n, np.int64)
-        lens = idx._lengths[cand]
-        tq = len(q)
-        fits = np.flatnonzero(lens >= tq)          # songs at least as long as the query: lags in the song
-        short = np.flatnonzero(lens < tq)          # songs shorter than the query: the song inside the query
-        rows = 0
-        for data, offsets, which in idx.iter_packed(cand[fits]):
-            rows += len(data)
+        # Runs of candidates that lie next to each other in the store are scored in place (gaps of up to
+        # bridge_rows rows are scored as fillers: cheaper than one more call). chadsp.rerank spreads the
+        # candidates of a call over threads, so a run of many songs gets all threads and small runs are
+        # scored one thread each, side by side.
+        chunks = list(idx.iter_packed(cand, bridge_rows=512, min_run_rows=0))
+        workers = self.threads or os.cpu_count() or 1
+        big = [c for c in chunks if len(c[1]) - 1 >= 4 * workers]
+        small = [c for c in chunks if len(c[1]) - 1 < 4 * workers]
+
+        def put(chunk, res):
+            _, _, which = chunk
             keep = which >= 0
-            sc, lg = chadsp.rerank(q, (data, offsets), threads=self.threads)
-            scores[fits[which[keep]]] = sc[keep]
-            lags[fits[which[keep]]] = lg[keep]
-        songs = idx.songs()
-        for i in short:     # the matched time is the song's start (lag 0)
-            song = idx.fingerprints(songs[cand[i]].song_id)
-            sc, _ = chadsp.rerank(song, [q], threads=1)
-            scores[i] = sc[0]
-            rows += len(song)
-        return scores, lags, rows
+            scores[which[keep]] = res[0][keep]
+            lags[which[keep]] = res[1][keep]
+
+        for c in big:
+            put(c, chadsp.rerank(q, (c[0], c[1]), threads=self.threads))
+        if small:
+            one = lambda c: chadsp.rerank(q, (c[0], c[1]), threads=1)  # noqa: E731
+            if workers > 1 and len(small) > 1:
+                with ThreadPoolExecutor(max_workers=workers) as pool:
+                    for c, res in zip(small, pool.map(one, small)):
+                        put(c, res)
+            else:
+                for c in small:
+                    put(c, one(c))
+        # a song shorter than the query slides inside it (lag <= 0): the match starts at the song's start
+        np.maximum(lags, 0, out=lags)
+        return scores, lags, int(sum(len(c[0]) for c in chunks))
 
     def _rerank_dtw(self, q: np.ndarray, cand: np.ndarray) -> tuple[np.ndarray, np.ndarray, int]:
         """Subsequence DTW (open begin and end, cosine cost) of the query in each candidate song.
