@@ -666,7 +666,7 @@ def mix_waveforms(signal: np.ndarray, other: np.ndarray, snr_db: float) -> np.nd
     -------
     >>> s = np.sin(np.arange(16000) * 0.1); n = np.random.default_rng(0).standard_normal(16000)
     >>> out = mix_waveforms(s, n, 10.0)
-    >>> round(10 * np.log10(np.sum(s ** 2) / np.sum((out - s) ** 2)), 1)
+    >>> round(float(10 * np.log10(np.sum(s ** 2) / np.sum((out - s) ** 2))), 1)
     10.0
     """
     s, o = _as_wave(signal, "signal"), _as_wave(other, "other")
