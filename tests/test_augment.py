@@ -413,3 +413,12 @@ def test_waveform_noise_snr(exponent):
     assert out.shape == s.shape and out.dtype == np.float32
     with pytest.raises(ValueError, match="signal"):
         mix_waveforms(np.zeros((2, 3)), s, 1.0)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_augment_on_cuda_matches_cpu():
+    x = _batch(b=16)
+    cpu = Augment(generator=21)(x)
+    gpu = Augment(generator=21).to("cuda")(x.cuda())
+    assert gpu.device.type == "cuda"
+    np.testing.assert_allclose(gpu.cpu().numpy(), cpu.numpy(), rtol=1e-4, atol=1e-4)

@@ -233,3 +233,14 @@ def test_fingerprinter_with_real_features(model):
     assert fps.shape == (len(w), 128) and len(w) > 0
     np.testing.assert_allclose(starts, s)
     np.testing.assert_allclose(np.linalg.norm(fps, axis=1), 1.0, atol=1e-5)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_fingerprint_on_cuda_matches_cpu(model):
+    w = np.random.default_rng(6).standard_normal((20, 84, 94)).astype(np.float32)
+    cpu = fingerprint(model, w)
+    m = ResNet18Encoder.from_config(model.config())
+    m.load_state_dict(model.state_dict())
+    gpu = fingerprint(m, w, device="cuda", batch_size=7)
+    assert model_device(m).type == "cuda"
+    np.testing.assert_allclose(gpu, cpu, atol=2e-3)
