@@ -273,7 +273,8 @@ def _train_module():
         enc = sys.modules["chadml.encoder"]
         feat = sys.modules["chadml.features"]
         st = torch.load(path, weights_only=True)
-        model = enc.ResNet18Encoder(**st["encoder_config"])
+        E = enc.ResNet18Encoder
+        model = E.from_config(st["encoder_config"]) if hasattr(E, "from_config") else E(**st["encoder_config"])
         model.load_state_dict(st["model"])
         return enc.Fingerprinter(model, feat.FeatureConfig.from_dict(st["feature_config"]),
                                  feat.WindowConfig.from_dict(st["window_config"]))
