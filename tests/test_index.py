@@ -16,6 +16,15 @@ from _searchkit import FEATURES, WINDOW, fp_index, random_songs, tiny_fingerprin
 from chadml import ChadError
 from chadml.index import IndexCorruptError, IndexMismatchError, SongIndex, fingerprinter_id
 
+@pytest.fixture(autouse=True, scope="module")
+def _one_faiss_thread():
+    import faiss
+    n = faiss.omp_get_max_threads()
+    faiss.omp_set_num_threads(1)     # tiny indexes: one thread is faster, and the machine is shared
+    yield
+    faiss.omp_set_num_threads(n)
+
+
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TESTS = os.path.join(REPO, "tests")
 
@@ -163,7 +172,7 @@ def test_fingerprinter_id_matches_and_add_songs(tmp_path):
 @pytest.mark.parametrize("kind", ["ivf", "ivfsq", "ivfpq", "hnsw"])
 def test_ann_kinds_find_exact_rows(tmp_path, kind):
     rng = np.random.default_rng(7)
-    songs = random_songs(rng, 40, 80, 120)
+    songs = random_songs(rng, 30, 60, 80)
     idx = fp_index(tmp_path / "ix", songs, kind=kind)
     p = idx.faiss_params
     assert p["kind"] == kind and (kind == "hnsw" or p["nlist"] >= 16)
@@ -197,7 +206,9 @@ import os, signal, sys, time
 sys.path[:0] = [{repo!r}, {tests!r}]
 import numpy as np
 import chadml.index as ci
-from _searchkit import unit_rows
+def unit_rows(rng, n):
+    a = rng.standard_normal((n, 128)).astype(np.float32)
+    return a / np.linalg.norm(a, axis=1, keepdims=True)
 path, stage = sys.argv[1], sys.argv[2]
 idx = ci.SongIndex.open(path)
 ci._crash_hook = lambda s: os.kill(os.getpid(), signal.SIGKILL) if s == stage else None
@@ -246,7 +257,9 @@ import sys, time
 sys.path[:0] = [{repo!r}, {tests!r}]
 import numpy as np
 from chadml.index import SongIndex
-from _searchkit import unit_rows
+def unit_rows(rng, n):
+    a = rng.standard_normal((n, 128)).astype(np.float32)
+    return a / np.linalg.norm(a, axis=1, keepdims=True)
 idx = SongIndex.open(sys.argv[1])
 for b in range(6):
     idx.add_fingerprint_items([("w%02d" % (5 * b + j), unit_rows(np.random.default_rng(5 * b + j), 40), None)
