@@ -376,13 +376,17 @@ class CQT(torch.nn.Module):
         return out
 
     def _decimate(self, y: torch.Tensor) -> torch.Tensor:
-        """Low-pass and keep every other sample: ``out[m]`` is centred on ``y[2m]``; ``ceil(N/2)`` outputs."""
+        """Low-pass and keep every other sample: ``out[m]`` is centred on ``y[2m]``.
+
+        The filter's tail past the end of ``y`` is kept (``ceil((N + taps//2) / 2)`` outputs), so a
+        clip's frames do not depend on whether zeros follow it (single clip == zero-padded batch row).
+        """
         m = _DEC_BLOCK
         n = y.shape[-1]
-        n_out = (n + 1) // 2
+        c = self._taps // 2
+        n_out = (n + c + 1) // 2
         n_blocks = -(-n_out // m)
         frame = self.decimator.shape[0]
-        c = self._taps // 2
         yp = F.pad(y, (c, (n_blocks - 1) * 2 * m + frame - n - c))
         blocks = yp.unfold(-1, frame, 2 * m)  # (B, n_blocks, frame)
         return torch.matmul(blocks, self.decimator).reshape(y.shape[0], -1)[:, :n_out]
@@ -555,9 +559,11 @@ def make_windows(features: np.ndarray, window: WindowConfig, frame_rate: float) 
     -------
     >>> import numpy as np
     >>> w, s = make_windows(np.zeros((84, 200), np.float32), SHORT, 31.25)
-    >>> w.shape, s[1]
+    >>> w.shape, float(s[1])
     ((14, 84, 94), 0.256)
     """
+    if not isinstance(window, WindowConfig):
+        raise TypeError(f"window must be a WindowConfig (e.g. SHORT or LONG), got {type(window).__name__}")
     if not isinstance(features, np.ndarray):
         raise TypeError(f"features must be a numpy array (F, T), got {type(features).__name__}")
     if features.ndim != 2:
