@@ -10,7 +10,7 @@ Framing as torchcrepe's ``preprocess(pad=True)``: 16 kHz audio, zero-padded by 5
 sides, frames of 1024 samples every ``hop_length`` (160 = 10 ms), so ``T = 1 + n // hop_length``;
 each frame is mean-centred and divided by its standard deviation (``torch.std``, floor 1e-10).
 The network outputs 360 sigmoid activations per frame; bin ``b`` is ``20 * b + 1997.3794`` cents
-(relative to 10 Hz), i.e. 32.7 Hz .. 1975.5 Hz in 20-cent steps.
+(relative to 10 Hz), i.e. 31.7 Hz .. 2005.5 Hz in 20-cent steps.
 
 Example
 -------
@@ -325,7 +325,7 @@ def predict_f0(audio: np.ndarray, sr: int = SAMPLE_RATE, *, model: str = "full",
     hi = int(np.ceil((hz_to_cents(fmax) - CENTS_OFFSET) / CENTS_PER_BIN))
     lo, hi = max(lo, 0), min(hi, PITCH_BINS)
     if lo >= hi:
-        raise ValueError(f"[fmin, fmax] = [{fmin}, {fmax}] Hz is outside CREPE's range 32.7..1975.5 Hz")
+        raise ValueError(f"[fmin, fmax] = [{fmin}, {fmax}] Hz is outside CREPE's range 31.7..2005.5 Hz")
     masked = act.copy()
     masked[:, :lo] = 0.0
     masked[:, hi:] = 0.0
