@@ -1,6 +1,8 @@
 """chadml.features: configs, the torch CQT against librosa, normalisation, extraction, windows."""
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 import torch
@@ -70,8 +72,9 @@ def test_feature_config_defaults_and_roundtrip():
     for cfg in (cqt_cfg, crepe_cfg):
         d = cfg.to_dict()
         assert FeatureConfig.from_dict(d) == cfg
-        import json
         assert FeatureConfig.from_dict(json.loads(json.dumps(d))) == cfg
+    d = FeatureConfig(hop_length=np.int64(256)).to_dict()
+    assert type(d["hop_length"]) is int and json.dumps(d)
     # the top bin (B7 = 3951 Hz) stays under Nyquist at 16 kHz
     assert cqt_frequencies()[-1] == pytest.approx(3951.07, abs=0.01)
 
