@@ -380,7 +380,8 @@ def crepe_features(audio: np.ndarray, sr: int = SAMPLE_RATE, *, model: str = "fu
     return _trim_and_pool(_activations_many([y], model, CREPE_HOP, batch_size, device)[0])
 
 
-def _crepe_features_many(clips: Sequence[np.ndarray], *, model: str, device, batch_size: int | None = None) -> list[np.ndarray]:
+def _crepe_features_many(clips: Sequence[np.ndarray], *, model: str, device,
+                         batch_size: int | None = None) -> list[np.ndarray]:
     """crepe_features of several validated 16 kHz float32 clips, their frames batched together."""
     for i, c in enumerate(clips):
         if (1 + len(c) // CREPE_HOP) < CREPE_POOL:

@@ -298,9 +298,13 @@ class CQT(torch.nn.Module):
     is computed at ``sr``, then the signal is low-passed and decimated by 2 (a zero-phase Kaiser FIR,
     >= 100 dB stopband, applied as a block-Toeplitz GEMM) and the hop halved for each lower octave.
     Each octave's 12 filters are one small real matrix (real and imaginary parts) that multiplies
-    the frames (128 samples with the default parameters; an ``unfold`` view, no copy of the audio). Same filters, centring (zero-padded, frame ``t`` centred
-    at sample ``t * hop``) and scaling (``scale=True``) as ``librosa.cqt(y, sr=sr, hop_length=hop,
-    fmin=fmin, n_bins=n_bins, bins_per_octave=bins_per_octave)`` with ``tuning=0``.
+    the frames (128 samples with the default parameters; an ``unfold`` view, no copy of the audio).
+    Same filters, centring (zero-padded, frame ``t`` centred at sample ``t * hop``) and scaling
+    (``scale=True``) as ``librosa.cqt(y, sr=sr, hop_length=hop, fmin=fmin, n_bins=n_bins,
+    bins_per_octave=bins_per_octave)`` with ``tuning=0``. librosa also drops 1% of each filter's
+    spectrum (``sparsity=0.01``), which leaks loud notes into nearby near-silent frames at about
+    -60 dB; ours does not sparsify. Tested: per-frame correlation >= 0.99 with ``librosa.cqt`` on
+    every frame within 40 dB of the loudest (>= 0.999 with ``sparsity=0``), bin magnitudes within 1%.
 
     Parameters
     ----------
@@ -319,7 +323,8 @@ class CQT(torch.nn.Module):
     def __init__(self, sr: int = 16000, hop_length: int = 512, fmin: float = C1_HZ, n_bins: int = 84,
                  bins_per_octave: int = 12) -> None:
         super().__init__()
-        for name, v in (("sr", sr), ("hop_length", hop_length), ("n_bins", n_bins), ("bins_per_octave", bins_per_octave)):
+        for name, v in (("sr", sr), ("hop_length", hop_length), ("n_bins", n_bins),
+                        ("bins_per_octave", bins_per_octave)):
             _check_number(name, v, integer=True)
         _check_number("fmin", fmin)
         freqs, alpha, lengths, cutoff, n_octaves = _cqt_geometry(sr, hop_length, float(fmin), n_bins, bins_per_octave)

