@@ -1016,7 +1016,8 @@ def song_items(source: str | os.PathLike) -> list[tuple[str, str, str]]:
         p = str(_get(r, "path"))
         p = p if os.path.isabs(p) else os.path.join(base, p)
         sid = str(_get(r, "song_id"))
-        items.append((sid, p, str(_get(r, "title", sid) or sid)))
+        extra = _get(r, "extra", None) or {}
+        items.append((sid, p, str(_get(r, "title", None) or extra.get("title") or sid)))
     if not items:
         raise ValueError(f"the song table {source} has no rows with audio_type 'original'")
     return items
