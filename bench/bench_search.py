@@ -100,13 +100,25 @@ def time_searcher(searcher, queries, repeat: int = 1) -> dict:
 
 
 def bench_size(n_songs: int, *, threads: int = 2, n_queries: int = 10, workdir: str | None = None,
-               dtype: str = "float32") -> list[dict]:
+               dtype: str = "float32", keep: str | None = None) -> list[dict]:
+    """Rows for one collection size; ``keep``: a folder where the built index is kept and reused."""
     import faiss
+    from chadml.index import SongIndex
     from chadml.search import Searcher
     faiss.omp_set_num_threads(threads)
     tmp = tempfile.mkdtemp(prefix="chad-bench-", dir=workdir)
     try:
-        idx, build_s = build_index(os.path.join(tmp, "ix"), n_songs, dtype=dtype)
+        path = os.path.join(keep, f"synthetic-{n_songs}-{dtype}") if keep else os.path.join(tmp, "ix")
+        if keep and os.path.exists(os.path.join(path, "build_s")):
+            idx = SongIndex.open(path)
+            build_s = float(open(os.path.join(path, "build_s")).read())
+        else:
+            if keep and os.path.exists(path):
+                shutil.rmtree(path)
+            idx, build_s = build_index(path, n_songs, dtype=dtype)
+            if keep:
+                with open(os.path.join(path, "build_s"), "w") as f:
+                    f.write(repr(build_s))
         info = idx.info()
         queries = make_queries(idx, n_queries)
         ours = time_searcher(Searcher(idx, threads=threads), queries)
@@ -167,10 +179,12 @@ def main(argv=None) -> int:
     ap.add_argument("--queries", type=int, default=10)
     ap.add_argument("--dtype", default="float32", choices=("float32", "float16"))
     ap.add_argument("--workdir", default=None)
+    ap.add_argument("--keep", default=None, help="keep the built indexes in this folder and reuse them")
     args = ap.parse_args(argv)
     sizes = args.songs or ([200] if args.quick else [1000, 10000])
     for n in sizes:
-        for r in bench_size(n, threads=args.threads, n_queries=args.queries, workdir=args.workdir, dtype=args.dtype):
+        for r in bench_size(n, threads=args.threads, n_queries=args.queries, workdir=args.workdir, dtype=args.dtype,
+                          keep=args.keep):
             print(json.dumps(r), flush=True)
     return 0
 
