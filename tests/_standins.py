@@ -1,4 +1,4 @@
-"""TEMPORARY stand-ins for parts built on other branches (chadsp.rerank/dtw, chadml.features/encoder/audio).
+"""TEMPORARY stand-ins for parts built on other branches (chadsp.rerank, chadml.audio, chadml.train).
 
 Installed only where the real module or function is missing; delete this file once they land on main.
 """
@@ -7,17 +7,8 @@ from __future__ import annotations
 import importlib
 import sys
 import types
-from dataclasses import asdict, dataclass
 
 import numpy as np
-
-
-def _packed(candidates):
-    if isinstance(candidates, tuple) and len(candidates) == 2 and isinstance(candidates[1], np.ndarray) \
-            and candidates[1].dtype == np.int64 and candidates[1].ndim == 1:
-        data, off = candidates
-        return [np.asarray(data[off[i]:off[i + 1]], np.float32) for i in range(len(off) - 1)]
-    return [np.asarray(c, np.float32) for c in candidates]
 
 
 def _max_pearson(q, t):
@@ -94,115 +85,6 @@ def rerank(query, candidates, *, threads=None):
     return scores, lags
 
 
-def subsequence_dtw(query, target, band=None, metric="cosine"):
-    q, t = np.asarray(query, np.float64), np.asarray(target, np.float64)
-    c = 1 - q @ t.T if metric == "cosine" else ((q[:, None] - t[None]) ** 2).sum(-1)
-    n, m = c.shape
-    acc = np.full((n, m), np.inf)
-    start = np.zeros((n, m), np.int64)
-    acc[0] = c[0]
-    start[0] = np.arange(m)
-    for i in range(1, n):
-        for j in range(m):
-            best, s = acc[i - 1, j], start[i - 1, j]
-            if j and acc[i - 1, j - 1] < best:
-                best, s = acc[i - 1, j - 1], start[i - 1, j - 1]
-            if j and acc[i, j - 1] < best:
-                best, s = acc[i, j - 1], start[i, j - 1]
-            acc[i, j] = best + c[i, j]
-            start[i, j] = s
-    end = int(np.argmin(acc[-1]))
-    return float(acc[-1, end]), int(start[-1, end]), end
-
-
-def dtw_rerank(query, candidates, band=None, metric="cosine", threads=None):
-    return np.array([subsequence_dtw(query, t, band, metric)[0] for t in _packed(candidates)], np.float32)
-
-
-@dataclass(frozen=True)
-class FeatureConfig:
-    kind: str = "cqt"
-    sr: int = 16000
-    hop_length: int = 512
-    n_bins: int = 32
-
-    @property
-    def frame_rate(self):
-        return self.sr / self.hop_length
-
-    def to_dict(self):
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, d):
-        return cls(**d)
-
-
-@dataclass(frozen=True)
-class WindowConfig:
-    window_s: float = 3.0
-    step_s: float = 0.25
-
-    def to_dict(self):
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, d):
-        return cls(**d)
-
-
-def extract_features(audio, config):
-    a = np.asarray(audio, np.float32)
-    n = max(1, 1 + (len(a) - 1024) // config.hop_length) if len(a) >= 1024 else 1
-    a = np.pad(a, (0, max(0, 1024 - len(a))))
-    fr = np.stack([a[i * config.hop_length:i * config.hop_length + 1024] for i in range(n)])
-    spec = np.abs(np.fft.rfft(fr * np.hanning(1024), axis=1))[:, 8:8 + config.n_bins * 4]
-    spec = spec.reshape(n, config.n_bins, 4).sum(-1)
-    return np.log1p(spec).T.astype(np.float32)
-
-
-def make_windows(features, window, frame_rate):
-    wf = int(round(window.window_s * frame_rate))
-    sf = max(1, int(round(window.step_s * frame_rate)))
-    f = features
-    if f.shape[1] < wf:
-        f = np.pad(f, ((0, 0), (0, wf - f.shape[1])))
-    starts = np.arange(0, f.shape[1] - wf + 1, sf)
-    return np.stack([f[:, s:s + wf] for s in starts]), starts / frame_rate
-
-
-def _encoder_module():
-    import torch
-
-    class ResNet18Encoder(torch.nn.Module):
-        def __init__(self, width=64, dim=128):
-            super().__init__()
-            self.width, self.dim = width, dim
-            self.pool = torch.nn.AdaptiveAvgPool2d((16, 24))
-            self.fc = torch.nn.Linear(16 * 24, dim)
-
-        def config(self):
-            return {"width": self.width, "dim": self.dim}
-
-        def forward(self, x):
-            h = self.pool(x[:, None]).flatten(1)
-            h = h - h.mean(dim=1, keepdim=True)
-            return torch.nn.functional.normalize(self.fc(h), dim=1)
-
-    class Fingerprinter:
-        def __init__(self, model, feature_config, window_config, device=None):
-            self.model, self.feature_config, self.window_config = model.eval(), feature_config, window_config
-
-        def from_audio(self, audio, sr=16000):
-            f = extract_features(audio, self.feature_config)
-            w, starts = make_windows(f, self.window_config, self.feature_config.frame_rate)
-            with torch.no_grad():
-                z = self.model(torch.from_numpy(np.ascontiguousarray(w, np.float32))).numpy()
-            return z.astype(np.float32), starts
-
-    return ResNet18Encoder, Fingerprinter
-
-
 def _load(path, sr=16000, mono=True):
     import soundfile as sf
     import os
@@ -234,19 +116,8 @@ def _module_exists(name):
 
 def install():
     import chadsp
-    for name, fn in (("rerank", rerank), ("dtw_rerank", dtw_rerank), ("subsequence_dtw", subsequence_dtw)):
-        if not hasattr(chadsp, name):
-            setattr(chadsp, name, fn)
-    if not _module_exists("chadml.features"):
-        m = types.ModuleType("chadml.features")
-        m.FeatureConfig, m.WindowConfig = FeatureConfig, WindowConfig
-        m.SHORT, m.LONG = WindowConfig(3.0, 0.25), WindowConfig(8.0, 0.64)
-        m.extract_features, m.make_windows = extract_features, make_windows
-        sys.modules["chadml.features"] = m
-    if not _module_exists("chadml.encoder"):
-        m = types.ModuleType("chadml.encoder")
-        m.ResNet18Encoder, m.Fingerprinter = _encoder_module()
-        sys.modules["chadml.encoder"] = m
+    if not hasattr(chadsp, "rerank"):
+        chadsp.rerank = rerank
     if not _module_exists("chadml.audio"):
         m = types.ModuleType("chadml.audio")
         m.SR, m.load = 16000, _load
