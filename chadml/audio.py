@@ -101,11 +101,13 @@ def peak_normalise(y: np.ndarray, peak: float = 0.99) -> np.ndarray:
     return (y * np.float32(float(peak) / m)).astype(np.float32)
 
 
-def load(path: str | os.PathLike, sr: int | None = SR, mono: bool = True) -> np.ndarray:
+def load(path: str | os.PathLike, sr: int | None = SR, mono: bool = True, *, start: float = 0.0,
+         end: float | None = None) -> np.ndarray:
     """Read an audio file as float32, resampled to ``sr`` (``None``: keep the file's rate) and mixed to mono.
 
     Returns shape ``(n,)`` when ``mono`` else ``(n, channels)``. A silent file loads fine (all zeros);
-    deciding what silence means is the caller's job.
+    deciding what silence means is the caller's job. ``start``/``end`` (seconds) read only that part of
+    the file (a manifest row's fragment) without decoding the rest; ``end`` past the file's end is cut.
 
     Raises
     ------
@@ -128,9 +130,23 @@ def load(path: str | os.PathLike, sr: int | None = SR, mono: bool = True) -> np.
         raise FileNotFoundError(f"audio file not found: {path}")
     if sr is not None:
         sr = _check_sr(sr, "sr")
+    start = float(start)
+    if not (math.isfinite(start) and start >= 0):
+        raise ValueError(f"start must be a finite number of seconds >= 0, got {start!r}")
+    if end is not None and not (math.isfinite(float(end)) and float(end) > start):
+        raise ValueError(f"end must be a number of seconds > start ({start}), got {end!r}")
     try:
-        y, file_sr = sf.read(path, dtype="float32", always_2d=True)
-    except (sf.LibsndfileError, RuntimeError, ValueError) as exc:
+        with sf.SoundFile(path) as f:
+            file_sr, n_frames = f.samplerate, f.frames
+            a = int(round(start * file_sr))
+            b = n_frames if end is None else min(n_frames, int(round(float(end) * file_sr)))
+            if n_frames == 0:
+                raise ChadError(f"audio file {path} holds no samples (empty audio)")
+            if a >= n_frames:
+                raise ValueError(f"start={start} s is past the end of {path} ({n_frames / file_sr:.3f} s)")
+            f.seek(a)
+            y = f.read(b - a, dtype="float32", always_2d=True)
+    except (sf.LibsndfileError, RuntimeError) as exc:
         raise ChadError(f"cannot read audio file {path}: {exc}") from exc
     if y.shape[0] == 0:
         raise ChadError(f"audio file {path} holds no samples (empty audio)")

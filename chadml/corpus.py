@@ -24,7 +24,6 @@ Example
 """
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import json
 import logging
@@ -33,7 +32,7 @@ import os
 import re
 import time
 import zlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Iterator, Sequence
 
 import numpy as np
@@ -225,6 +224,9 @@ class _FileCache:
 
     def _parse_handlers(self):
         if self._handlers is None:
+            if not self._raw:
+                with open(self.abc_path, "rb") as f:
+                    self._raw = f.read()
             from music21 import abcFormat
             text = self._raw.decode("utf-8", errors="replace")
             handler = abcFormat.ABCHandler()
@@ -259,6 +261,11 @@ class _FileCache:
             self.dirty = True
         return self.entries[i] if i < len(self.entries) else None
 
+    def release(self) -> None:
+        """Drop the parsed music21 objects and the file's bytes (the entries stay)."""
+        self._handlers = None
+        self._raw = b""
+
     def flush(self) -> None:
         if self.dirty:
             d = {"format_version": TUNE_CACHE_VERSION, "sha1": self.sha1, "music21": self.m21,
@@ -284,6 +291,8 @@ def _collection_tunes(collection: str, cache_root: str, opened: list) -> Iterato
             if "tune" in e:
                 yield Tune.from_json(e["tune"])
             i += 1
+        fc.flush()            # a finished file is cached at once (an interrupted full parse keeps it)
+        fc.release()
 
 
 def load_tunes(collections: Sequence[str] = COLLECTIONS, *, limit: int | None = None,
@@ -474,23 +483,17 @@ def render(notes: Notes, singer: Singer, total: float, rng: np.random.Generator,
     until = se[idc] - tc
     in_note = valid & voiced_note[idc] & (until > 0)
     # pitch contour: rests take the previous note's pitch (amplitude is zero there anyway)
-    pf = pitch.copy()
-    last = np.nan
-    good = ~np.isnan(pf)
-    if good.any():
-        first = pf[good][0]
-        fill_idx = np.maximum.accumulate(np.where(good, np.arange(len(pf)), -1))
-        pf = np.where(fill_idx >= 0, pf[np.maximum(fill_idx, 0)], first)
-    else:
+    good = ~np.isnan(pitch)
+    if not good.any():
         return y
-    del last
+    fill_idx = np.maximum.accumulate(np.where(good, np.arange(len(pitch)), -1))
+    pf = np.where(fill_idx >= 0, pitch[np.maximum(fill_idx, 0)], pitch[good][0])
     # legato: a note that starts where the previous sung note ends
     prev_end = np.concatenate([[-1.0], se[:-1]])
     prev_voiced = np.concatenate([[False], voiced_note[:-1]])
     legato = prev_voiced & (on - prev_end < 0.02)
     next_legato = np.concatenate([legato[1:], [False]])
-    p = pf[idc] * 1.0
-    p = _onepole(p, singer.glide * frame_rate, zero_phase=True)
+    p = _onepole(pf[idc], singer.glide * frame_rate, zero_phase=True)
     cents = np.zeros(nf)
     # scoop into notes that start a phrase
     sc = np.where(valid & ~legato[idc], -singer.scoop * np.exp(-np.maximum(since, 0) / 0.07), 0.0)

@@ -28,7 +28,6 @@ Example
 """
 from __future__ import annotations
 
-import ast
 import csv
 import dataclasses
 import io

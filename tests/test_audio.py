@@ -114,3 +114,19 @@ def test_save_rejects_bad_input(tmp_path):
     with pytest.raises(ValueError, match="sr"):
         audio.save(tmp_path / "a.wav", np.zeros(4, np.float32), sr=0)
     assert not os.listdir(tmp_path)
+
+
+def test_load_a_fragment(tmp_path):
+    y = np.random.default_rng(1).uniform(-1, 1, 48000).astype(np.float32)
+    p = tmp_path / "long.wav"
+    audio.save(p, y, sr=48000, subtype="FLOAT")
+    frag = audio.load(p, sr=None, start=0.25, end=0.5)
+    assert np.array_equal(frag, y[12000:24000])
+    assert audio.load(p, sr=None, start=0.9, end=5.0).shape == (4800,)     # cut at the end of the file
+    assert np.allclose(audio.load(p, start=0.25, end=0.5), audio.resample(y[12000:24000], 48000, 16000))
+    with pytest.raises(ValueError, match="past the end"):
+        audio.load(p, start=2.0)
+    with pytest.raises(ValueError, match="end"):
+        audio.load(p, start=0.5, end=0.5)
+    with pytest.raises(ValueError, match="start"):
+        audio.load(p, start=-1)
