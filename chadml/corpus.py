@@ -1051,10 +1051,10 @@ def _plan_and_render(job: _SongJob) -> tuple[list[SongRow], list[FragmentRow], f
     return song_rows, frag_rows, rendered, t_render
 
 
-def build_corpus(out_dir: str | os.PathLike, *, n_songs: int = 100, n_covers: int = 3, hummings_per_song: int = 3,
+def build_corpus(out_dir: str | os.PathLike, *, n_songs: int = 100, n_covers: int = 2, hummings_per_song: int = 3,
                  hummers: int = 1, seed: int = 0, test_fraction: float = 0.25, sr: int = audio.SR,
                  collections: Sequence[str] = COLLECTIONS, workers: int | None = None,
-                 song_seconds: tuple[float, float] = (40.0, 90.0),
+                 song_seconds: tuple[float, float] = (40.0, 70.0),
                  humming_seconds: tuple[float, float] = (4.0, 20.0), ext: str = ".flac",
                  cache_dir: str | os.PathLike | None = None) -> CorpusPaths:
     """Render the built-in corpus into ``out_dir``: ``songs.csv`` (originals + covers) and ``hummings.csv``.
