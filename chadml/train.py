@@ -119,35 +119,23 @@ class FragmentBank:
         from .audio import load
         from .features import extract_features
 
-        rows = [r for r in manifest.rows if split is None or not getattr(r, "split", "") or r.split == split]
-        groups: dict[str, list] = {}
-        for r in rows:
-            groups.setdefault(str(r.group_id), []).append(r)
-        groups = {g: rs for g, rs in groups.items() if len(rs) >= 2}
+        groups = {g: rs for g, rs in _select(manifest, split).groups().items() if len(rs) >= 2}
         if not groups:
             raise ValueError(f"the manifest has no group with two or more fragments"
                              f"{'' if split is None else f' in split {split!r}'}: nothing to train on")
         self.feature_config = feature_config
         self.group_ids: list[str] = sorted(groups)
+        self.rows: list[list] = [sorted(groups[g], key=lambda r: str(r.id)) for g in self.group_ids]
         self.features: list[list[np.ndarray]] = []
-        self.durations: list[float] = []
-        cache: dict[str, np.ndarray] = {}
-        sr = feature_config.sr
-        for g in progress(self.group_ids, desc="features", unit="group", disable=not progress_bar or None):
+        for rows in progress(self.rows, desc="features", unit="group", disable=not progress_bar or None):
             feats = []
-            for r in sorted(groups[g], key=lambda r: str(r.id)):
-                if r.path not in cache:
-                    cache.clear()  # rows of one file are usually adjacent; keep memory flat
-                    cache[r.path] = load(r.path, sr=sr)
-                y = cache[r.path]
-                a, b = int(round(float(r.start) * sr)), int(round(float(r.end) * sr))
-                seg = y[max(a, 0):min(b, len(y))]
-                if seg.size < feature_config.hop_length * 2:
+            for r in rows:
+                seg = load(r.path, sr=feature_config.sr, start=float(r.start), end=float(r.end))
+                if seg.size < feature_config.min_samples:
                     raise ChadError(f"fragment {r.id} of {r.path} [{r.start}, {r.end}] s is too short or outside "
                                     f"the file ({seg.size} samples)")
                 feats.append(extract_features(seg, feature_config))
             self.features.append(feats)
-            self.durations.append(min(f.shape[1] for f in feats) / feature_config.frame_rate)
 
     def __len__(self) -> int:
         return len(self.group_ids)
@@ -329,9 +317,6 @@ def train(manifest, out: str | os.PathLike, *, feature_config=None, window_confi
         if state["optimizer"] is not None:
             opt.load_state_dict(state["optimizer"])
         start_epoch, history = int(state["epoch"]), list(state["history"])
-        if state.get("rng_state"):
-            rng.bit_generator.state = state["rng_state"]["numpy"]
-            torch.set_rng_state(state["rng_state"]["torch"])
         if start_epoch >= config.epochs:
             log.info("%s already trained for %d epochs", out, start_epoch)
             return out
@@ -343,6 +328,12 @@ def train(manifest, out: str | os.PathLike, *, feature_config=None, window_confi
     loss_fn = losses.NTXentLoss(temperature=config.temperature)
     miner = miners.MultiSimilarityMiner(epsilon=config.ms_epsilon)
     aug = _make_augment(feature_config, config, dev)
+    if state is not None and state.get("rng_state"):     # continue every random stream exactly
+        rs = state["rng_state"]
+        rng.bit_generator.state = json.loads(rs["numpy"])
+        torch.set_rng_state(rs["torch"])
+        if aug is not None and aug.generator is not None and rs.get("augment") is not None:
+            aug.generator.set_state(rs["augment"])
     t_start = time.monotonic()
     log.info("training on %d groups (%d fragments), %d steps/epoch, device %s", len(bank), bank.n_fragments,
              steps, dev)
@@ -356,7 +347,7 @@ def train(manifest, out: str | os.PathLike, *, feature_config=None, window_confi
             xb = torch.from_numpy(x).to(dev)
             yb = torch.from_numpy(labels).to(dev)
             if aug is not None:
-                xb = aug(xb)
+                xb = aug(xb, yb)   # labels keep mixing partners in other groups
             emb = model(xb)
             pairs = miner(emb, yb)
             loss = loss_fn(emb, yb, pairs)
@@ -370,7 +361,8 @@ def train(manifest, out: str | os.PathLike, *, feature_config=None, window_confi
                         "fragments_per_s": n_frag / dt if dt > 0 else float("nan")})
         log.info("epoch %d: loss %.4f (%.1f fragments/s)", epoch + 1, history[-1]["loss"],
                  history[-1]["fragments_per_s"])
-        rng_state = {"numpy": rng.bit_generator.state, "torch": torch.get_rng_state()}
+        rng_state = {"numpy": json.dumps(rng.bit_generator.state), "torch": torch.get_rng_state(),
+                     "augment": aug.generator.get_state() if aug is not None and aug.generator is not None else None}
         save_checkpoint(out, model=model, feature_config=feature_config, window_config=window_config,
                         train_config=config, optimizer=opt, epoch=epoch + 1, history=history,
                         rng_state=rng_state)
@@ -385,9 +377,7 @@ def _make_augment(feature_config, config: TrainConfig, device):
     if not config.augment:
         return None
     from .augment import Augment
-    bins_per_semitone = feature_config.n_features / 36.0 if feature_config.kind == "crepe" else \
-        feature_config.bins_per_octave / 12.0
-    return Augment(bins_per_semitone=bins_per_semitone).to(device)
+    return Augment.for_features(feature_config, generator=config.seed).to(device)
 
 
 def plot_loss(history: Sequence[dict], path: str | os.PathLike) -> str | None:
@@ -424,12 +414,11 @@ def fragment_retrieval(fingerprinter, manifest, *, split: str | None = "test", b
     """
     from .features import make_windows
     bank = bank or FragmentBank(manifest, fingerprinter.feature_config, split=split, progress_bar=progress_bar)
-    rows = _rows_by_group(manifest, split)
     fr = bank.feature_config.frame_rate
     qw, ql, tw, tl = [], [], [], []
     for gi, g in enumerate(bank.group_ids):
-        types = [r.audio_type for r in sorted(rows[g], key=lambda r: str(r.id))]
-        for feat, typ in zip(bank.features[gi], types):
+        for feat, row in zip(bank.features[gi], bank.rows[gi]):
+            typ = row.audio_type
             w, _ = make_windows(feat, fingerprinter.window_config, fr)
             if typ == "humming":
                 qw.append(w)
@@ -457,12 +446,8 @@ def fragment_retrieval(fingerprinter, manifest, *, split: str | None = "test", b
     return out
 
 
-def _rows_by_group(manifest, split):
-    rows: dict[str, list] = {}
-    for r in manifest.rows:
-        if split is None or not getattr(r, "split", "") or r.split == split:
-            rows.setdefault(str(r.group_id), []).append(r)
-    return rows
+def _select(manifest, split):
+    return manifest if split is None else manifest.select(split=split)
 
 
 def _pearson_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
