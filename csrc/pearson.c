@@ -1,0 +1,394 @@
+/* pearson.c: sliding Pearson correlation of fingerprint blocks (direct), its FFT finishing step, and
+ * batched re-ranking (max over lags against many candidates).
+ *
+ * The similarity at lag l of a query Q (tq x d) with a target T (tt x d) is the Pearson correlation of
+ * Q.ravel() and T[l:l+tq].ravel() (n = tq*d values); a block with zero variance scores 0.
+ *
+ * How it is computed:
+ * - The query is centred once (in double, stored as float32 qc); its sum of squares qss is exact.
+ *   The numerator at lag l is dot(qc, T_l) - mean(T_l) * sum(qc): the second term removes what
+ *   float32 rounding left of qc's mean, so the numerator is the centred product.
+ * - The dot products: a register-blocked micro-kernel. For a block of NL consecutive lags and one
+ *   chunk of VW feature columns it walks the query rows i = 0..tq-1 keeping a rotating window of NL
+ *   target rows (rows i..i+NL-1 of the block) in vector registers: every step loads one new target
+ *   row chunk and one query row chunk and does NL fused multiply-adds, one per lag. The lane sums are
+ *   reduced once per block. The Tq x Ts matrix of products never exists in memory.
+ *   1-D signals (d == 1) use a lag-vectorised kernel instead (VW lags per vector).
+ * - Window sums and sums of squares of the target blocks come from per-row sums in double, summed
+ *   exactly at the start of every run of max(tq, 64) lags and updated by add/subtract within it, so
+ *   rounding stays relative to the local blocks (a constant block gets an exactly zero variance).
+ * - Long targets are processed in segments of SEG lags: scratch is O(SEG + tq) per thread, never
+ *   proportional to the total candidate size.
+ */
+#include "chadsp.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+/* Vector width (floats) and lags per block, chosen so that NL accumulators + NL window registers + 1
+ * query register fit the register file (32 zmm with AVX-512; 16 ymm/xmm otherwise). */
+#if defined(__AVX512F__)
+#define VW 16
+#define NL 14
+#elif defined(__AVX__)
+#define VW 8
+#define NL 7
+#elif defined(__aarch64__)
+#define VW 4
+#define NL 14
+#else
+#define VW 4
+#define NL 7
+#endif
+#define NL1 8       /* vectors of lags per block in the 1-D kernel (NL1 * VW lags) */
+#define SEG 2048    /* lags per segment */
+
+/* A block is numerically constant (scores 0) when its variance is <= ZERO_VAR_REL times its mean square. */
+#define ZERO_VAR_REL 1e-10
+
+typedef float vf __attribute__((vector_size(VW * 4)));
+typedef float vfu __attribute__((vector_size(VW * 4), aligned(4), may_alias));
+
+static inline vf loadu(const float *p) { return *(const vfu *)p; }
+
+static inline double hsum(vf a)
+{
+    double s = 0.0;
+    for (int k = 0; k < VW; k++) s += (double)a[k];
+    return s;
+}
+
+/* ---------------------------------------------------------------------------------------------- */
+/* dots for NL lags: out[v] = sum_i sum_c qc[i, c] * t[v + i, c], rows 0 .. NL + tq - 2 of t readable. */
+static void dots_block(const float *qc, int64_t tq, const float *t, int64_t d, double *out)
+{
+    vf acc[NL];
+    for (int v = 0; v < NL; v++) acc[v] = (vf){0};
+    const int64_t dv = d - d % VW;
+    for (int64_t c = 0; c < dv; c += VW) {
+        const float *tp = t + c, *qp = qc + c;
+        vf w[NL];
+        w[NL - 1] = (vf){0};
+        for (int k = 0; k < NL - 1; k++) w[k] = loadu(tp + k * d);
+        int64_t i = 0;
+        for (; i + NL <= tq; i += NL) {
+#pragma GCC unroll 16
+            for (int s = 0; s < NL; s++) {
+                w[(s + NL - 1) % NL] = loadu(tp + (i + s + NL - 1) * d);
+                const vf qv = loadu(qp + (i + s) * d);
+#pragma GCC unroll 16
+                for (int v = 0; v < NL; v++) acc[v] += qv * w[(s + v) % NL];
+            }
+        }
+        /* the remaining tq - i < NL query rows continue the same rotation */
+#pragma GCC unroll 16
+        for (int s = 0; s < NL - 1; s++) {
+            if (i + s < tq) {
+                w[(s + NL - 1) % NL] = loadu(tp + (i + s + NL - 1) * d);
+                const vf qv = loadu(qp + (i + s) * d);
+#pragma GCC unroll 16
+                for (int v = 0; v < NL; v++) acc[v] += qv * w[(s + v) % NL];
+            }
+        }
+    }
+    for (int v = 0; v < NL; v++) out[v] = hsum(acc[v]);
+    if (dv < d) {   /* feature columns beyond the last full vector */
+        for (int v = 0; v < NL; v++) {
+            double s = 0.0;
+            for (int64_t i = 0; i < tq; i++) {
+                const float *qr = qc + i * d, *tr = t + (v + i) * d;
+                float p = 0.f;
+                for (int64_t c = dv; c < d; c++) p += qr[c] * tr[c];
+                s += (double)p;
+            }
+            out[v] += s;
+        }
+    }
+}
+
+/* 1-D: out[u*VW + k] = sum_i qc[i] * t[u*VW + k + i] for NL1*VW lags; t[0 .. NL1*VW + tq - 2] readable. */
+static void dots_block_1d(const float *qc, int64_t tq, const float *t, double *out)
+{
+    vf acc[NL1];
+    for (int u = 0; u < NL1; u++) acc[u] = (vf){0};
+    for (int64_t i = 0; i < tq; i++) {
+        const vf b = (vf){0} + qc[i];
+#pragma GCC unroll 16
+        for (int u = 0; u < NL1; u++) acc[u] += b * loadu(t + u * VW + i);
+    }
+    for (int u = 0; u < NL1; u++)
+        for (int k = 0; k < VW; k++) out[u * VW + k] = (double)acc[u][k];
+}
+
+/* ---------------------------------------------------------------------------------------------- */
+typedef struct {            /* a prepared query */
+    const float *qc;        /* centred, tq x d */
+    int64_t tq, d;
+    double qsum;            /* sum of qc as stored (float32 rounding of the centring) */
+    double qss;             /* exact centred sum of squares */
+    int constant;           /* zero variance: every score is 0 */
+} query_t;
+
+typedef struct {            /* per-thread scratch, sized for SEG lags */
+    double *rs, *rq;        /* row sums / sums of squares: SEG + tq - 1 rows */
+    double *dots;           /* SEG + block */
+    float *pad;             /* (block + tq - 1) x d, for the last partial block */
+    float *qbuf;            /* tq x d: a short candidate centred, when the roles swap */
+    int bad;                /* a non-finite value was met */
+} scratch_t;
+
+static int64_t block_lags(int64_t d) { return d == 1 ? (int64_t)NL1 * VW : NL; }
+
+static int scratch_alloc(scratch_t *s, int64_t tq, int64_t d, int with_qbuf)
+{
+    const int64_t bl = block_lags(d);
+    s->rs = malloc(sizeof(double) * (size_t)(SEG + tq));
+    s->rq = malloc(sizeof(double) * (size_t)(SEG + tq));
+    s->dots = malloc(sizeof(double) * (size_t)(SEG + bl));
+    s->pad = malloc(sizeof(float) * (size_t)((bl + tq) * d));
+    s->qbuf = with_qbuf ? malloc(sizeof(float) * (size_t)(tq * d)) : NULL;
+    s->bad = 0;
+    return s->rs && s->rq && s->dots && s->pad && (s->qbuf || !with_qbuf);
+}
+
+static void scratch_free(scratch_t *s)
+{
+    free(s->rs); free(s->rq); free(s->dots); free(s->pad); free(s->qbuf);
+}
+
+/* Centre x (n values) into out (float32); sums in double. */
+static void prepare_query(const float *x, int64_t tq, int64_t d, float *out, query_t *q)
+{
+    const int64_t n = tq * d;
+    double s = 0.0;
+    for (int64_t k = 0; k < n; k++) s += (double)x[k];
+    const double m = s / (double)n;
+    double ss = 0.0, sq = 0.0, qs = 0.0;
+    for (int64_t k = 0; k < n; k++) {
+        const double c = (double)x[k] - m;
+        ss += c * c;
+        sq += (double)x[k] * (double)x[k];
+        out[k] = (float)c;
+        qs += (double)out[k];
+    }
+    q->qc = out; q->tq = tq; q->d = d; q->qsum = qs; q->qss = ss;
+    q->constant = !(ss > ZERO_VAR_REL * sq);
+}
+
+/* Pearson r for lags [l0, l0 + nlag) of q in t (tt x d); rows l0 .. l0 + nlag + tq - 2 exist.
+ * Writes curve[0 .. nlag-1] when curve != NULL; updates (*best, *bestlag) (first maximum) otherwise. */
+static void segment(const query_t *q, const float *t, int64_t tt, int64_t l0, int64_t nlag, scratch_t *s,
+                    float *curve, double *best, int64_t *bestlag)
+{
+    const int64_t tq = q->tq, d = q->d, n = tq * d, nrows = nlag + tq - 1;
+    if (q->constant) {      /* every block scores 0 */
+        if (curve) memset(curve, 0, sizeof(float) * (size_t)nlag);
+        else if (*bestlag < 0 || *best < 0.0) { *best = 0.0; *bestlag = l0; }
+        return;
+    }
+    /* per-row sums in double */
+    for (int64_t r = 0; r < nrows; r++) {
+        const float *row = t + (l0 + r) * d;
+        double a = 0.0, b = 0.0;
+        for (int64_t c = 0; c < d; c++) { const double x = (double)row[c]; a += x; b += x * x; }
+        s->rs[r] = a; s->rq[r] = b;
+        if (!isfinite(b)) s->bad = 1;
+    }
+    /* dot products, block by block */
+    const int64_t bl = block_lags(d);
+    for (int64_t b0 = 0; b0 < nlag; b0 += bl) {
+        const int64_t first = l0 + b0;                 /* first target row of the block */
+        const float *src = t + first * d;
+        if (first + bl + tq - 1 > tt) {                /* not enough rows: copy and zero-pad */
+            const int64_t have = tt - first;
+            memcpy(s->pad, src, sizeof(float) * (size_t)(have * d));
+            memset(s->pad + have * d, 0, sizeof(float) * (size_t)((bl + tq - 1 - have) * d));
+            src = s->pad;
+        }
+        if (d == 1) dots_block_1d(q->qc, tq, src, s->dots + b0);
+        else dots_block(q->qc, tq, src, d, s->dots + b0);
+    }
+    /* window statistics and the correlation */
+    const int64_t run = tq > 64 ? tq : 64;
+    const double inv_n = 1.0 / (double)n;
+    double sum = 0.0, sq = 0.0;
+    for (int64_t l = 0; l < nlag; l++) {
+        if (l % run == 0) {
+            sum = 0.0; sq = 0.0;
+            for (int64_t r = l; r < l + tq; r++) { sum += s->rs[r]; sq += s->rq[r]; }
+        } else {
+            sum += s->rs[l + tq - 1] - s->rs[l - 1];
+            sq += s->rq[l + tq - 1] - s->rq[l - 1];
+        }
+        const double ss = sq - sum * sum * inv_n;
+        double r = 0.0;
+        if (ss > ZERO_VAR_REL * sq) {
+            r = (s->dots[l] - sum * inv_n * q->qsum) / sqrt(q->qss * ss);
+            r = r > 1.0 ? 1.0 : (r < -1.0 ? -1.0 : r);
+        }
+        if (curve) curve[l] = (float)r;
+        else if (r > *best || *bestlag < 0) { *best = r; *bestlag = l0 + l; }
+    }
+}
+
+/* max over all lags of q in t (tt >= tq): first maximum */
+static void max_over_lags(const query_t *q, const float *t, int64_t tt, scratch_t *s, double *best, int64_t *bestlag)
+{
+    const int64_t nl = tt - q->tq + 1;
+    *best = 0.0; *bestlag = -1;
+    if (q->constant && isfinite(q->qss)) { *bestlag = 0; return; }
+    for (int64_t l0 = 0; l0 < nl; l0 += SEG) {
+        const int64_t m = nl - l0 < SEG ? nl - l0 : SEG;
+        segment(q, t, tt, l0, m, s, NULL, best, bestlag);
+    }
+}
+
+static int nthreads(int threads)
+{
+#ifdef _OPENMP
+    return threads > 0 ? threads : omp_get_max_threads();
+#else
+    (void)threads;
+    return 1;
+#endif
+}
+
+/* ---------------------------------------------------------------------------------------------- */
+int chadsp_pearson_curve(const float *query, int64_t tq, const float *target, int64_t tt, int64_t d,
+                         int threads, float *out)
+{
+    if (tq < 1 || d < 1 || tt < tq) return CHADSP_EINVAL;
+    float *qc = malloc(sizeof(float) * (size_t)(tq * d));
+    if (!qc) return CHADSP_ENOMEM;
+    query_t q;
+    prepare_query(query, tq, d, qc, &q);
+    const int64_t nl = tt - tq + 1, nseg = (nl + SEG - 1) / SEG;
+    int nt = nthreads(threads);
+    if (nt > nseg) nt = (int)nseg;
+    int err = 0;
+#pragma omp parallel num_threads(nt) if (nt > 1)
+    {
+        scratch_t s;
+        const int ok = scratch_alloc(&s, tq, d, 0);
+#pragma omp for schedule(dynamic, 1)
+        for (int64_t k = 0; k < nseg; k++) {
+            if (!ok) continue;
+            const int64_t l0 = k * SEG, m = nl - l0 < SEG ? nl - l0 : SEG;
+            segment(&q, target, tt, l0, m, &s, out + l0, NULL, NULL);
+        }
+        if (!ok) {
+#pragma omp atomic write
+            err = 1;
+        }
+        scratch_free(&s);
+    }
+    free(qc);
+    return err ? CHADSP_ENOMEM : 0;
+}
+
+int chadsp_rerank(const float *query, int64_t tq, int64_t d, const float *data, const int64_t *offsets,
+                  int64_t n, int threads, float *scores, int64_t *lags, int64_t *bad)
+{
+    if (tq < 1 || d < 1 || n < 0) return CHADSP_EINVAL;
+    *bad = -1;
+    if (n == 0) return 0;
+    float *qc = malloc(sizeof(float) * (size_t)(tq * d));
+    if (!qc) return CHADSP_ENOMEM;
+    query_t q;
+    prepare_query(query, tq, d, qc, &q);
+    int nt = nthreads(threads);
+    if (nt > n) nt = (int)n;
+    int err = 0;
+#pragma omp parallel num_threads(nt) if (nt > 1)
+    {
+        scratch_t s;
+        const int ok = scratch_alloc(&s, tq, d, 1);
+#pragma omp for schedule(dynamic, 8)
+        for (int64_t k = 0; k < n; k++) {
+            if (!ok) continue;
+            const int64_t ts = offsets[k + 1] - offsets[k];
+            const float *t = data + offsets[k] * d;
+            double best = 0.0;
+            int64_t lag = 0;
+            s.bad = 0;
+            if (ts >= tq) {
+                max_over_lags(&q, t, ts, &s, &best, &lag);
+            } else if (ts > 0) {
+                /* shorter than the query: the candidate slides inside the query; lag = -offset */
+                query_t c;
+                prepare_query(t, ts, d, s.qbuf, &c);
+                if (!isfinite(c.qss)) s.bad = 1;
+                max_over_lags(&c, query, tq, &s, &best, &lag);
+                lag = -lag;
+            }
+            scores[k] = (float)best;
+            lags[k] = lag;
+            if (s.bad) {
+#pragma omp critical(chadsp_rerank_bad)
+                if (*bad < 0 || k < *bad) *bad = k;
+            }
+        }
+        if (!ok) {
+#pragma omp atomic write
+            err = 1;
+        }
+        scratch_free(&s);
+    }
+    free(qc);
+    return err ? CHADSP_ENOMEM : 0;
+}
+
+int chadsp_pearson_normalize(const float *query, int64_t tq, const float *target, int64_t tt, int64_t d,
+                             const double *num, double shift, double qsum, float *out)
+{
+    if (tq < 1 || d < 1 || tt < tq) return CHADSP_EINVAL;
+    const int64_t n = tq * d, nl = tt - tq + 1;
+    double s = 0.0, sq = 0.0;
+    for (int64_t k = 0; k < n; k++) s += (double)query[k];
+    const double m = s / (double)n;
+    double qss = 0.0;
+    for (int64_t k = 0; k < n; k++) {
+        const double c = (double)query[k] - m;
+        qss += c * c;
+        sq += (double)query[k] * (double)query[k];
+    }
+    if (!(qss > ZERO_VAR_REL * sq)) {
+        memset(out, 0, sizeof(float) * (size_t)nl);
+        return 0;
+    }
+    /* row sums on the fly, windows restarted every `run` lags */
+    const int64_t run = tq > 64 ? tq : 64;
+    const double inv_n = 1.0 / (double)n;
+    double sum = 0.0, ssq = 0.0;
+    for (int64_t l = 0; l < nl; l++) {
+        if (l % run == 0) {
+            sum = 0.0; ssq = 0.0;
+            for (int64_t k = l * d; k < (l + tq) * d; k++) {
+                const double x = (double)target[k];
+                sum += x; ssq += x * x;
+            }
+        } else {
+            const float *a = target + (l - 1) * d, *b = target + (l + tq - 1) * d;
+            double da = 0.0, db = 0.0, qa = 0.0, qb = 0.0;
+            for (int64_t c = 0; c < d; c++) {
+                const double x = (double)a[c], y = (double)b[c];
+                da += x; qa += x * x; db += y; qb += y * y;
+            }
+            sum += db - da;
+            ssq += qb - qa;
+        }
+        const double ss = ssq - sum * sum * inv_n;
+        double r = 0.0;
+        if (ss > ZERO_VAR_REL * ssq) {
+            r = (num[l] - (sum * inv_n - shift) * qsum) / sqrt(qss * ss);
+            r = r > 1.0 ? 1.0 : (r < -1.0 ? -1.0 : r);
+        }
+        out[l] = (float)r;
+    }
+    return 0;
+}
