@@ -29,6 +29,9 @@
 #ifdef _OPENMP
 #include <omp.h>
 #endif
+#if defined(__AVX512F__)
+#include <immintrin.h>
+#endif
 
 /* Vector width (floats) and lags per block, chosen so that NL accumulators + NL window registers + 1
  * query register fit the register file (32 zmm with AVX-512; 16 ymm/xmm otherwise). */
@@ -53,6 +56,8 @@
 
 typedef float vf __attribute__((vector_size(VW * 4)));
 typedef float vfu __attribute__((vector_size(VW * 4), aligned(4), may_alias));
+typedef float vhu __attribute__((vector_size(VW * 2), aligned(4), may_alias));   /* VW/2 floats */
+typedef double vd __attribute__((vector_size(VW * 4)));                         /* VW/2 doubles */
 
 static inline vf loadu(const float *p) { return *(const vfu *)p; }
 
@@ -125,6 +130,45 @@ static void dots_block_1d(const float *qc, int64_t tq, const float *t, double *o
         for (int k = 0; k < VW; k++) out[u * VW + k] = (double)acc[u][k];
 }
 
+/* rs[r] = sum_c t[r, c], rq[r] = sum_c t[r, c]^2 in double, VW lanes at a time (as 2 x VW/2 doubles). */
+static void row_sums(const float *t, int64_t nrows, int64_t d, double *rs, double *rq)
+{
+#if defined(__AVX512F__)
+    if (d % 16 == 0) {          /* the fingerprint case: 8 floats -> 8 doubles per instruction */
+        for (int64_t r = 0; r < nrows; r++) {
+            const float *row = t + r * d;
+            __m512d a0 = _mm512_setzero_pd(), a1 = _mm512_setzero_pd();
+            __m512d b0 = _mm512_setzero_pd(), b1 = _mm512_setzero_pd();
+            for (int64_t c = 0; c < d; c += 16) {
+                const __m512d x0 = _mm512_cvtps_pd(_mm256_loadu_ps(row + c));
+                const __m512d x1 = _mm512_cvtps_pd(_mm256_loadu_ps(row + c + 8));
+                a0 = _mm512_add_pd(a0, x0); a1 = _mm512_add_pd(a1, x1);
+                b0 = _mm512_fmadd_pd(x0, x0, b0); b1 = _mm512_fmadd_pd(x1, x1, b1);
+            }
+            rs[r] = _mm512_reduce_add_pd(_mm512_add_pd(a0, a1));
+            rq[r] = _mm512_reduce_add_pd(_mm512_add_pd(b0, b1));
+        }
+        return;
+    }
+#endif
+    const int64_t dv = d - d % VW;
+    for (int64_t r = 0; r < nrows; r++) {
+        const float *row = t + r * d;
+        vd a0 = (vd){0}, a1 = (vd){0}, b0 = (vd){0}, b1 = (vd){0};
+        for (int64_t c = 0; c < dv; c += VW) {
+            const vd x0 = __builtin_convertvector(*(const vhu *)(row + c), vd);
+            const vd x1 = __builtin_convertvector(*(const vhu *)(row + c + VW / 2), vd);
+            a0 += x0; a1 += x1;
+            b0 += x0 * x0; b1 += x1 * x1;
+        }
+        a0 += a1; b0 += b1;
+        double sa = 0.0, sb = 0.0;
+        for (int k = 0; k < VW / 2; k++) { sa += a0[k]; sb += b0[k]; }
+        for (int64_t c = dv; c < d; c++) { const double x = (double)row[c]; sa += x; sb += x * x; }
+        rs[r] = sa; rq[r] = sb;
+    }
+}
+
 /* ---------------------------------------------------------------------------------------------- */
 typedef struct {            /* a prepared query */
     const float *qc;        /* centred, tq x d */
@@ -136,10 +180,13 @@ typedef struct {            /* a prepared query */
 
 typedef struct {            /* per-thread scratch, sized for SEG lags */
     double *rs, *rq;        /* row sums / sums of squares: SEG + tq - 1 rows */
-    double *dots;           /* SEG + block */
+    double *dots;           /* SEG + block: dot products, then correlations */
+    double *ws, *wq;        /* SEG: window sums and sums of squares */
     float *pad;             /* (block + tq - 1) x d, for the last partial block */
     float *qbuf;            /* tq x d: a short candidate centred, when the roles swap */
     int bad;                /* a non-finite value was met */
+    const char *pf;         /* memory to prefetch while computing (the next candidate), pf_bytes long */
+    int64_t pf_bytes;
 } scratch_t;
 
 static int64_t block_lags(int64_t d) { return d == 1 ? (int64_t)NL1 * VW : NL; }
@@ -150,15 +197,19 @@ static int scratch_alloc(scratch_t *s, int64_t tq, int64_t d, int with_qbuf)
     s->rs = malloc(sizeof(double) * (size_t)(SEG + tq));
     s->rq = malloc(sizeof(double) * (size_t)(SEG + tq));
     s->dots = malloc(sizeof(double) * (size_t)(SEG + bl));
+    s->ws = malloc(sizeof(double) * SEG);
+    s->wq = malloc(sizeof(double) * SEG);
     s->pad = malloc(sizeof(float) * (size_t)((bl + tq) * d));
     s->qbuf = with_qbuf ? malloc(sizeof(float) * (size_t)(tq * d)) : NULL;
     s->bad = 0;
-    return s->rs && s->rq && s->dots && s->pad && (s->qbuf || !with_qbuf);
+    s->pf = NULL;
+    s->pf_bytes = 0;
+    return s->rs && s->rq && s->dots && s->ws && s->wq && s->pad && (s->qbuf || !with_qbuf);
 }
 
 static void scratch_free(scratch_t *s)
 {
-    free(s->rs); free(s->rq); free(s->dots); free(s->pad); free(s->qbuf);
+    free(s->rs); free(s->rq); free(s->dots); free(s->ws); free(s->wq); free(s->pad); free(s->qbuf);
 }
 
 /* Centre x (n values) into out (float32); sums in double. */
@@ -192,16 +243,21 @@ static void segment(const query_t *q, const float *t, int64_t tt, int64_t l0, in
         return;
     }
     /* per-row sums in double */
-    for (int64_t r = 0; r < nrows; r++) {
-        const float *row = t + (l0 + r) * d;
-        double a = 0.0, b = 0.0;
-        for (int64_t c = 0; c < d; c++) { const double x = (double)row[c]; a += x; b += x * x; }
-        s->rs[r] = a; s->rq[r] = b;
-        if (!isfinite(b)) s->bad = 1;
-    }
-    /* dot products, block by block */
+    row_sums(t + l0 * d, nrows, d, s->rs, s->rq);
+    for (int64_t r = 0; r < nrows; r++)
+        if (!isfinite(s->rq[r])) s->bad = 1;
+    /* dot products, block by block; meanwhile the next candidate is prefetched into cache, a share per
+     * block, so that its first pass (the row sums) does not stall on memory */
     const int64_t bl = block_lags(d);
+    const int64_t nblocks = (nlag + bl - 1) / bl;
+    const int64_t pf_share = s->pf_bytes > 0 ? ((s->pf_bytes + 63) / 64 + nblocks - 1) / nblocks * 64 : 0;
     for (int64_t b0 = 0; b0 < nlag; b0 += bl) {
+        if (s->pf_bytes > 0) {
+            const int64_t m = pf_share < s->pf_bytes ? pf_share : s->pf_bytes;
+            for (int64_t o = 0; o < m; o += 64) __builtin_prefetch(s->pf + o, 0, 2);
+            s->pf += m;
+            s->pf_bytes -= m;
+        }
         const int64_t first = l0 + b0;                 /* first target row of the block */
         const float *src = t + first * d;
         if (first + bl + tq - 1 > tt) {                /* not enough rows: copy and zero-pad */
@@ -213,26 +269,38 @@ static void segment(const query_t *q, const float *t, int64_t tt, int64_t l0, in
         if (d == 1) dots_block_1d(q->qc, tq, src, s->dots + b0);
         else dots_block(q->qc, tq, src, d, s->dots + b0);
     }
-    /* window statistics and the correlation */
+    /* window sums of the target blocks: exact sums every `run` lags, add/subtract in between */
     const int64_t run = tq > 64 ? tq : 64;
-    const double inv_n = 1.0 / (double)n;
-    double sum = 0.0, sq = 0.0;
-    for (int64_t l = 0; l < nlag; l++) {
-        if (l % run == 0) {
-            sum = 0.0; sq = 0.0;
-            for (int64_t r = l; r < l + tq; r++) { sum += s->rs[r]; sq += s->rq[r]; }
-        } else {
+    double *ws = s->ws, *wq = s->wq, *rv = s->dots;
+    for (int64_t l0r = 0; l0r < nlag; l0r += run) {
+        double sum = 0.0, sq = 0.0;
+        for (int64_t r = l0r; r < l0r + tq; r++) { sum += s->rs[r]; sq += s->rq[r]; }
+        ws[l0r] = sum; wq[l0r] = sq;
+        const int64_t end = l0r + run < nlag ? l0r + run : nlag;
+        for (int64_t l = l0r + 1; l < end; l++) {
             sum += s->rs[l + tq - 1] - s->rs[l - 1];
             sq += s->rq[l + tq - 1] - s->rq[l - 1];
+            ws[l] = sum; wq[l] = sq;
         }
-        const double ss = sq - sum * sum * inv_n;
-        double r = 0.0;
-        if (ss > ZERO_VAR_REL * sq) {
-            r = (s->dots[l] - sum * inv_n * q->qsum) / sqrt(q->qss * ss);
-            r = r > 1.0 ? 1.0 : (r < -1.0 ? -1.0 : r);
-        }
-        if (curve) curve[l] = (float)r;
-        else if (r > *best || *bestlag < 0) { *best = r; *bestlag = l0 + l; }
+    }
+    /* the correlation (a vectorisable loop), in place of the dot products */
+    const double inv_n = 1.0 / (double)n, qsum = q->qsum, qss = q->qss;
+    for (int64_t l = 0; l < nlag; l++) {
+        const double ss = wq[l] - ws[l] * ws[l] * inv_n;
+        const int keep = ss > ZERO_VAR_REL * wq[l];
+        double r = (rv[l] - ws[l] * inv_n * qsum) / sqrt(qss * (keep ? ss : 1.0));
+        r = r > 1.0 ? 1.0 : r;
+        r = r < -1.0 ? -1.0 : r;
+        rv[l] = keep ? r : 0.0;
+    }
+    if (curve) {
+        for (int64_t l = 0; l < nlag; l++) curve[l] = (float)rv[l];
+    } else {
+        double b = *best;
+        int64_t bl_ = *bestlag;
+        for (int64_t l = 0; l < nlag; l++)
+            if (rv[l] > b || bl_ < 0) { b = rv[l]; bl_ = l0 + l; }
+        *best = b; *bestlag = bl_;
     }
 }
 
@@ -316,6 +384,10 @@ int chadsp_rerank(const float *query, int64_t tq, int64_t d, const float *data, 
             double best = 0.0;
             int64_t lag = 0;
             s.bad = 0;
+            if (k + 1 < n) {
+                s.pf = (const char *)(data + offsets[k + 1] * d);
+                s.pf_bytes = (offsets[k + 2] - offsets[k + 1]) * d * (int64_t)sizeof(float);
+            }
             if (ts >= tq) {
                 max_over_lags(&q, t, ts, &s, &best, &lag);
             } else if (ts > 0) {
