@@ -89,7 +89,7 @@ def rerank(query, candidates, *, threads: int | None = None) -> tuple[np.ndarray
         raises ``ValueError`` afterwards). A list is concatenated first (a copy).
     threads : int, optional
         OpenMP threads across candidates (None or 0: all cores). Scratch memory is
-        O(threads x (2048 + Tq) x D), independent of the candidates' total size. The GIL is released.
+        O(threads x (2240 + Tq) x D), independent of the candidates' total size. The GIL is released.
 
     Returns
     -------

@@ -48,8 +48,8 @@
 #define VW 4
 #define NL 7
 #endif
-#define NL1 8       /* vectors of lags per block in the 1-D kernel (NL1 * VW lags) */
-#define SEG 2048    /* lags per segment */
+#define RW 16       /* 1-D signals are read as rows of RW samples (see segment) */
+#define SEG (RW * NL * 10)   /* lags per segment: whole blocks */
 
 /* A block is numerically constant (scores 0) when its variance is <= ZERO_VAR_REL times its mean square. */
 #define ZERO_VAR_REL 1e-10
@@ -63,6 +63,11 @@ static inline vf loadu(const float *p) { return *(const vfu *)p; }
 
 static inline double hsum(vf a)
 {
+#if defined(__AVX512F__)
+    const __m512 x = (__m512)a;
+    return _mm512_reduce_add_pd(_mm512_add_pd(_mm512_cvtps_pd(_mm512_castps512_ps256(x)),
+                                              _mm512_cvtps_pd(_mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(x), 1)))));
+#endif
     double s = 0.0;
     for (int k = 0; k < VW; k++) s += (double)a[k];
     return s;
@@ -116,37 +121,54 @@ static void dots_block(const float *qc, int64_t tq, const float *t, int64_t d, d
     }
 }
 
-/* 1-D: out[u*VW + k] = sum_i qc[i] * t[u*VW + k + i] for NL1*VW lags; t[0 .. NL1*VW + tq - 2] readable. */
-static void dots_block_1d(const float *qc, int64_t tq, const float *t, double *out)
+#if defined(__AVX512F__)
+/* the sums of the 8 lanes of v[0..7], as one vector (a transposing reduction) */
+static inline __m512d hsum8(const __m512d *v)
 {
-    vf acc[NL1];
-    for (int u = 0; u < NL1; u++) acc[u] = (vf){0};
-    for (int64_t i = 0; i < tq; i++) {
-        const vf b = (vf){0} + qc[i];
-#pragma GCC unroll 16
-        for (int u = 0; u < NL1; u++) acc[u] += b * loadu(t + u * VW + i);
-    }
-    for (int u = 0; u < NL1; u++)
-        for (int k = 0; k < VW; k++) out[u * VW + k] = (double)acc[u][k];
+    __m512d p[4], h[2];
+    for (int k = 0; k < 4; k++)     /* lanes: (v[2k], v[2k+1]) alternating, pairs summed */
+        p[k] = _mm512_add_pd(_mm512_unpacklo_pd(v[2 * k], v[2 * k + 1]), _mm512_unpackhi_pd(v[2 * k], v[2 * k + 1]));
+    for (int k = 0; k < 2; k++)     /* 128-bit lanes: (p[2k] even, odd halves) + ... */
+        h[k] = _mm512_add_pd(_mm512_shuffle_f64x2(p[2 * k], p[2 * k + 1], 0x88),
+                             _mm512_shuffle_f64x2(p[2 * k], p[2 * k + 1], 0xdd));
+    return _mm512_add_pd(_mm512_shuffle_f64x2(h[0], h[1], 0x88), _mm512_shuffle_f64x2(h[0], h[1], 0xdd));
 }
+#endif
 
 /* rs[r] = sum_c t[r, c], rq[r] = sum_c t[r, c]^2 in double, VW lanes at a time (as 2 x VW/2 doubles). */
 static void row_sums(const float *t, int64_t nrows, int64_t d, double *rs, double *rq)
 {
+    if (d == 1) {
+        for (int64_t r = 0; r < nrows; r++) { const double x = (double)t[r]; rs[r] = x; rq[r] = x * x; }
+        return;
+    }
 #if defined(__AVX512F__)
-    if (d % 16 == 0) {          /* the fingerprint case: 8 floats -> 8 doubles per instruction */
-        for (int64_t r = 0; r < nrows; r++) {
-            const float *row = t + r * d;
-            __m512d a0 = _mm512_setzero_pd(), a1 = _mm512_setzero_pd();
-            __m512d b0 = _mm512_setzero_pd(), b1 = _mm512_setzero_pd();
-            for (int64_t c = 0; c < d; c += 16) {
-                const __m512d x0 = _mm512_cvtps_pd(_mm256_loadu_ps(row + c));
-                const __m512d x1 = _mm512_cvtps_pd(_mm256_loadu_ps(row + c + 8));
-                a0 = _mm512_add_pd(a0, x0); a1 = _mm512_add_pd(a1, x1);
-                b0 = _mm512_fmadd_pd(x0, x0, b0); b1 = _mm512_fmadd_pd(x1, x1, b1);
+    if (d % 8 == 0) {           /* 8 rows at a time, 8 floats -> 8 doubles per instruction */
+        int64_t r = 0;
+        for (; r + 8 <= nrows; r += 8) {
+            __m512d a[8], b[8];
+            for (int k = 0; k < 8; k++) { a[k] = _mm512_setzero_pd(); b[k] = _mm512_setzero_pd(); }
+            for (int64_t c = 0; c < d; c += 8) {
+#pragma GCC unroll 8
+                for (int k = 0; k < 8; k++) {
+                    const __m512d x = _mm512_cvtps_pd(_mm256_loadu_ps(t + (r + k) * d + c));
+                    a[k] = _mm512_add_pd(a[k], x);
+                    b[k] = _mm512_fmadd_pd(x, x, b[k]);
+                }
             }
-            rs[r] = _mm512_reduce_add_pd(_mm512_add_pd(a0, a1));
-            rq[r] = _mm512_reduce_add_pd(_mm512_add_pd(b0, b1));
+            _mm512_storeu_pd(rs + r, hsum8(a));
+            _mm512_storeu_pd(rq + r, hsum8(b));
+        }
+        for (; r < nrows; r++) {
+            const float *row = t + r * d;
+            __m512d a0 = _mm512_setzero_pd(), b0 = _mm512_setzero_pd();
+            for (int64_t c = 0; c < d; c += 8) {
+                const __m512d x = _mm512_cvtps_pd(_mm256_loadu_ps(row + c));
+                a0 = _mm512_add_pd(a0, x);
+                b0 = _mm512_fmadd_pd(x, x, b0);
+            }
+            rs[r] = _mm512_reduce_add_pd(a0);
+            rq[r] = _mm512_reduce_add_pd(b0);
         }
         return;
     }
@@ -189,7 +211,10 @@ typedef struct {            /* per-thread scratch, sized for SEG lags */
     int64_t pf_bytes;
 } scratch_t;
 
-static int64_t block_lags(int64_t d) { return d == 1 ? (int64_t)NL1 * VW : NL; }
+static int64_t block_lags(int64_t d) { return d == 1 ? (int64_t)RW * NL : NL; }
+
+/* floats of a prepared query buffer: 1-D queries are zero-padded to whole rows of RW */
+static int64_t qbuf_len(int64_t tq, int64_t d) { return d == 1 ? (tq + RW - 1) / RW * RW : tq * d; }
 
 static int scratch_alloc(scratch_t *s, int64_t tq, int64_t d, int with_qbuf)
 {
@@ -199,8 +224,8 @@ static int scratch_alloc(scratch_t *s, int64_t tq, int64_t d, int with_qbuf)
     s->dots = malloc(sizeof(double) * (size_t)(SEG + bl));
     s->ws = malloc(sizeof(double) * SEG);
     s->wq = malloc(sizeof(double) * SEG);
-    s->pad = malloc(sizeof(float) * (size_t)((bl + tq) * d));
-    s->qbuf = with_qbuf ? malloc(sizeof(float) * (size_t)(tq * d)) : NULL;
+    s->pad = malloc(sizeof(float) * (size_t)((bl + tq + RW) * d));
+    s->qbuf = with_qbuf ? malloc(sizeof(float) * (size_t)qbuf_len(tq, d)) : NULL;
     s->bad = 0;
     s->pf = NULL;
     s->pf_bytes = 0;
@@ -227,8 +252,39 @@ static void prepare_query(const float *x, int64_t tq, int64_t d, float *out, que
         out[k] = (float)c;
         qs += (double)out[k];
     }
+    for (int64_t k = n; k < qbuf_len(tq, d); k++) out[k] = 0.f;
     q->qc = out; q->tq = tq; q->d = d; q->qsum = qs; q->qss = ss;
     q->constant = !(ss > ZERO_VAR_REL * sq);
+}
+
+/* rv[l] = Pearson r from the dot product rv[l] and the window sums ws[l], wq[l]. */
+static void correlations(double *rv, const double *ws, const double *wq, int64_t nlag, double inv_n,
+                         double qsum, double qss)
+{
+    int64_t l = 0;
+#if defined(__AVX512F__)
+    const __m512d vinv = _mm512_set1_pd(inv_n), vqsum = _mm512_set1_pd(qsum), vqss = _mm512_set1_pd(qss);
+    const __m512d eps = _mm512_set1_pd(ZERO_VAR_REL), one = _mm512_set1_pd(1.0), mone = _mm512_set1_pd(-1.0);
+    for (; l + 8 <= nlag; l += 8) {
+        const __m512d s = _mm512_loadu_pd(ws + l), q = _mm512_loadu_pd(wq + l), dt = _mm512_loadu_pd(rv + l);
+        const __m512d m = _mm512_mul_pd(s, vinv);
+        const __m512d ss = _mm512_fnmadd_pd(s, m, q);                         /* q - s * s / n */
+        const __mmask8 keep = _mm512_cmp_pd_mask(ss, _mm512_mul_pd(eps, q), _CMP_GT_OQ);
+        const __m512d den = _mm512_sqrt_pd(_mm512_mul_pd(vqss, _mm512_mask_blend_pd(keep, one, ss)));
+        __m512d r = _mm512_div_pd(_mm512_fnmadd_pd(m, vqsum, dt), den);
+        r = _mm512_max_pd(_mm512_min_pd(r, one), mone);
+        _mm512_storeu_pd(rv + l, _mm512_maskz_mov_pd(keep, r));
+    }
+#endif
+    for (; l < nlag; l++) {
+        const double ss = wq[l] - ws[l] * ws[l] * inv_n;
+        double r = 0.0;
+        if (ss > ZERO_VAR_REL * wq[l]) {
+            r = (rv[l] - ws[l] * inv_n * qsum) / sqrt(qss * ss);
+            r = r > 1.0 ? 1.0 : (r < -1.0 ? -1.0 : r);
+        }
+        rv[l] = r;
+    }
 }
 
 /* Pearson r for lags [l0, l0 + nlag) of q in t (tt x d); rows l0 .. l0 + nlag + tq - 2 exist.
@@ -259,15 +315,26 @@ static void segment(const query_t *q, const float *t, int64_t tt, int64_t l0, in
             s->pf_bytes -= m;
         }
         const int64_t first = l0 + b0;                 /* first target row of the block */
+        const int64_t need = d == 1 ? bl + qbuf_len(tq, 1) - 1 : bl + tq - 1;   /* rows read */
         const float *src = t + first * d;
-        if (first + bl + tq - 1 > tt) {                /* not enough rows: copy and zero-pad */
+        if (first + need > tt) {                       /* not enough rows: copy and zero-pad */
             const int64_t have = tt - first;
             memcpy(s->pad, src, sizeof(float) * (size_t)(have * d));
-            memset(s->pad + have * d, 0, sizeof(float) * (size_t)((bl + tq - 1 - have) * d));
+            memset(s->pad + have * d, 0, sizeof(float) * (size_t)((need - have) * d));
             src = s->pad;
         }
-        if (d == 1) dots_block_1d(q->qc, tq, src, s->dots + b0);
-        else dots_block(q->qc, tq, src, d, s->dots + b0);
+        if (d == 1) {
+            /* 1-D: the lags b0 + r + RW*v (v < NL) are the row lags v of the query as rows of RW
+             * samples (zero-padded) against the signal read as rows of RW from sample r */
+            const int64_t tqr = qbuf_len(tq, 1) / RW;
+            double o[NL];
+            for (int64_t r = 0; r < RW; r++) {
+                dots_block(q->qc, tqr, src + r, RW, o);
+                for (int v = 0; v < NL; v++) s->dots[b0 + r + RW * v] = o[v];
+            }
+        } else {
+            dots_block(q->qc, tq, src, d, s->dots + b0);
+        }
     }
     /* window sums of the target blocks: exact sums every `run` lags, add/subtract in between */
     const int64_t run = tq > 64 ? tq : 64;
@@ -283,16 +350,8 @@ static void segment(const query_t *q, const float *t, int64_t tt, int64_t l0, in
             ws[l] = sum; wq[l] = sq;
         }
     }
-    /* the correlation (a vectorisable loop), in place of the dot products */
-    const double inv_n = 1.0 / (double)n, qsum = q->qsum, qss = q->qss;
-    for (int64_t l = 0; l < nlag; l++) {
-        const double ss = wq[l] - ws[l] * ws[l] * inv_n;
-        const int keep = ss > ZERO_VAR_REL * wq[l];
-        double r = (rv[l] - ws[l] * inv_n * qsum) / sqrt(qss * (keep ? ss : 1.0));
-        r = r > 1.0 ? 1.0 : r;
-        r = r < -1.0 ? -1.0 : r;
-        rv[l] = keep ? r : 0.0;
-    }
+    /* the correlation, in place of the dot products */
+    correlations(rv, ws, wq, nlag, 1.0 / (double)n, q->qsum, q->qss);
     if (curve) {
         for (int64_t l = 0; l < nlag; l++) curve[l] = (float)rv[l];
     } else {
@@ -331,7 +390,7 @@ int chadsp_pearson_curve(const float *query, int64_t tq, const float *target, in
                          int threads, float *out)
 {
     if (tq < 1 || d < 1 || tt < tq) return CHADSP_EINVAL;
-    float *qc = malloc(sizeof(float) * (size_t)(tq * d));
+    float *qc = malloc(sizeof(float) * (size_t)qbuf_len(tq, d));
     if (!qc) return CHADSP_ENOMEM;
     query_t q;
     prepare_query(query, tq, d, qc, &q);
@@ -365,7 +424,7 @@ int chadsp_rerank(const float *query, int64_t tq, int64_t d, const float *data, 
     if (tq < 1 || d < 1 || n < 0) return CHADSP_EINVAL;
     *bad = -1;
     if (n == 0) return 0;
-    float *qc = malloc(sizeof(float) * (size_t)(tq * d));
+    float *qc = malloc(sizeof(float) * (size_t)qbuf_len(tq, d));
     if (!qc) return CHADSP_ENOMEM;
     query_t q;
     prepare_query(query, tq, d, qc, &q);
