@@ -19,22 +19,33 @@ __all__ = ["xcorr", "find_peaks", "xcorr_match"]
 
 MATCH_DTYPE = np.dtype([("lag", np.int64), ("score", np.float32), ("relevant", np.bool_)])
 
-# Cost model of method="auto" (seconds per unit of work; bench/bench_correlation.py `calibrate`
-# measured them on the development machine, 2 cores, AVX-512). The direct kernel costs
-# Tq * L * ceil(D / 16) * 16 multiply-adds (D = 1: Tq * L); the FFT route about D * N * log2(N) for
-# two real transforms of N = next_fast_len(Tt) points plus the products and one inverse transform.
-_DIRECT_PER_MAC = 1.0e-11
-_DIRECT_PER_MAC_1D = 1.5e-11
-_FFT_PER_UNIT = 2.0e-9
-_FFT_FIXED = 5.0e-5
+# Cost model of method="auto" (seconds), fitted to `python bench/bench_correlation.py --calibrate` on the
+# development machine (AVX-512, one thread). Direct: a fixed call cost, a per-lag cost (row statistics
+# of D values, the normalisation) and the multiply-adds Tq * L * ceil(D / 16) * 16 (1-D signals: the
+# query padded to a multiple of 16 samples). FFT: two float64 real transforms of N = next_fast_len(Tt)
+# points per channel, the products and one inverse transform, about D * N * log2(N) units.
+_DIRECT_FIXED = 5e-5
+_DIRECT_PER_LAG = 2.2e-8
+_DIRECT_PER_LAG_PER_D = 6e-10
+_DIRECT_PER_MAC = 3e-11
+_FFT_FIXED = 1e-4
+_FFT_PER_UNIT = 5.2e-9
+# Work (multiply-adds) below which the direct kernel runs on one thread: splitting ~2 ms of work gains
+# little, and on a busy machine waiting for the second thread can cost a scheduler period.
+_PARALLEL_MACS = 5e7
+
+
+def _direct_macs(tq: int, tt: int, d: int) -> float:
+    lags = tt - tq + 1
+    if d == 1:
+        return float(-(-tq // 16) * 16) * lags
+    return float(tq) * lags * (-(-d // 16) * 16)
 
 
 def _choose_method(tq: int, tt: int, d: int) -> str:
     lags = tt - tq + 1
-    if d == 1:
-        direct = _DIRECT_PER_MAC_1D * tq * lags
-    else:
-        direct = _DIRECT_PER_MAC * tq * lags * (-(-d // 16) * 16)
+    direct = (_DIRECT_FIXED + lags * (_DIRECT_PER_LAG + _DIRECT_PER_LAG_PER_D * d)
+              + _DIRECT_PER_MAC * _direct_macs(tq, tt, d))
     n = sfft.next_fast_len(tt, real=True)
     fft = _FFT_FIXED + _FFT_PER_UNIT * d * n * max(math.log2(n), 1.0)
     return "direct" if direct <= fft else "fft"
@@ -106,7 +117,9 @@ def xcorr(query, target, method: str = "auto") -> np.ndarray:
         method = _choose_method(tq, tt, d)
     out = np.empty(tt - tq + 1, dtype=np.float32)
     if method == "direct":
-        rc = lib.chadsp_pearson_curve(ptr(q, "float *"), tq, ptr(t, "float *"), tt, d, 0, ptr(out, "float *"))
+        threads = 0 if _direct_macs(tq, tt, d) >= _PARALLEL_MACS else 1
+        rc = lib.chadsp_pearson_curve(ptr(q, "float *"), tq, ptr(t, "float *"), tt, d, threads,
+                                      ptr(out, "float *"))
     else:
         num, shift, qsum = _fft_numerator(q, t)
         rc = lib.chadsp_pearson_normalize(ptr(q, "float *"), tq, ptr(t, "float *"), tt, d,

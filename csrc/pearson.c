@@ -75,13 +75,18 @@ static inline double hsum(vf a)
 
 /* ---------------------------------------------------------------------------------------------- */
 /* dots for NL lags: out[v] = sum_i sum_c qc[i, c] * t[v + i, c], rows 0 .. NL + tq - 2 of t readable. */
-static void dots_block(const float *qc, int64_t tq, const float *t, int64_t d, double *out)
+static void dots_block(const float *qc, int64_t tq, const float *t, int64_t d, double *out,
+                       const char *pf, int64_t pf_lines)
 {
     vf acc[NL];
     for (int v = 0; v < NL; v++) acc[v] = (vf){0};
     const int64_t dv = d - d % VW;
+    const int64_t nchunks = dv / VW > 0 ? dv / VW : 1;
+    const int64_t pf_per_chunk = (pf_lines + nchunks - 1) / nchunks;
     for (int64_t c = 0; c < dv; c += VW) {
         const float *tp = t + c, *qp = qc + c;
+        /* a few prefetches (of the next candidate) between the chunks' FMAs */
+        for (int64_t k = 0; k < pf_per_chunk && pf_lines > 0; k++, pf_lines--, pf += 64) __builtin_prefetch(pf, 0, 2);
         vf w[NL];
         w[NL - 1] = (vf){0};
         for (int k = 0; k < NL - 1; k++) w[k] = loadu(tp + k * d);
@@ -308,9 +313,11 @@ static void segment(const query_t *q, const float *t, int64_t tt, int64_t l0, in
     const int64_t nblocks = (nlag + bl - 1) / bl;
     const int64_t pf_share = s->pf_bytes > 0 ? ((s->pf_bytes + 63) / 64 + nblocks - 1) / nblocks * 64 : 0;
     for (int64_t b0 = 0; b0 < nlag; b0 += bl) {
+        const char *pf = s->pf;
+        int64_t pf_lines = 0;
         if (s->pf_bytes > 0) {
             const int64_t m = pf_share < s->pf_bytes ? pf_share : s->pf_bytes;
-            for (int64_t o = 0; o < m; o += 64) __builtin_prefetch(s->pf + o, 0, 2);
+            pf_lines = (m + 63) / 64;
             s->pf += m;
             s->pf_bytes -= m;
         }
@@ -329,11 +336,11 @@ static void segment(const query_t *q, const float *t, int64_t tt, int64_t l0, in
             const int64_t tqr = qbuf_len(tq, 1) / RW;
             double o[NL];
             for (int64_t r = 0; r < RW; r++) {
-                dots_block(q->qc, tqr, src + r, RW, o);
+                dots_block(q->qc, tqr, src + r, RW, o, pf, r == 0 ? pf_lines : 0);
                 for (int v = 0; v < NL; v++) s->dots[b0 + r + RW * v] = o[v];
             }
         } else {
-            dots_block(q->qc, tq, src, d, s->dots + b0);
+            dots_block(q->qc, tq, src, d, s->dots + b0, pf, pf_lines);
         }
     }
     /* window sums of the target blocks: exact sums every `run` lags, add/subtract in between */
