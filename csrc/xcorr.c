@@ -11,20 +11,25 @@
 
 int chadsp_local_maxima(const double *x, int64_t n, double height, int64_t *peaks, int64_t *count)
 {
+    /* Every sample is judged on its own, which gives scipy's result: a rise x[i-1] < x[i] followed by
+     * a fall is a peak at i (written unconditionally, counted only when it is one: no branch to
+     * mispredict); a rise followed by equal samples is a plateau, scanned as scipy scans it. Samples
+     * inside a plateau are never rises, so nothing is counted twice. */
     int64_t m = 0;
     if (n < 0) return CHADSP_EINVAL;
     const int64_t i_max = n - 1;
-    int64_t i = 1;
-    while (i < i_max) {
-        if (x[i - 1] < x[i]) {
+    for (int64_t i = 1; i < i_max; i++) {
+        const double v = x[i], next = x[i + 1];
+        const int up = x[i - 1] < v;
+        if (up & (next == v)) {                       /* a plateau (rare for real-valued curves) */
             int64_t ahead = i + 1;
-            while (ahead < i_max && x[ahead] == x[i]) ahead++;
-            if (x[ahead] < x[i]) {
-                if (x[i] >= height) peaks[m++] = (i + ahead - 1) / 2;
-                i = ahead;
-            }
+            while (ahead < i_max && x[ahead] == v) ahead++;
+            if (x[ahead] < v && v >= height) peaks[m++] = (i + ahead - 1) / 2;
+            i = ahead - 1;
+            continue;
         }
-        i++;
+        peaks[m] = i;
+        m += up & (next < v) & (v >= height);
     }
     *count = m;
     return 0;
