@@ -51,7 +51,7 @@ int chadsp_rerank(const float *query, int64_t tq, int64_t d, const float *data, 
 /* The correlation curve from FFT numerators: num[l] = dot(qc, target[l:l+tq] - shift) for a centred
  * query qc whose values sum to qsum; out[tt - tq + 1]. */
 int chadsp_pearson_normalize(const float *query, int64_t tq, const float *target, int64_t tt, int64_t d,
-                             const double *num, double shift, double qsum, float *out);
+                             const float *num, double shift, double qsum, float *out);
 
 /* xcorr.c: the peaks of scipy.signal.find_peaks(x, height=, distance=).
  * Local maxima (flat peaks: the middle, rounded down) of x[0..n-1] with x >= height, written to peaks

@@ -13,7 +13,11 @@
  *   target rows (rows i..i+NL-1 of the block) in vector registers: every step loads one new target
  *   row chunk and one query row chunk and does NL fused multiply-adds, one per lag. The lane sums are
  *   reduced once per block. The Tq x Ts matrix of products never exists in memory.
- *   1-D signals (d == 1) use a lag-vectorised kernel instead (VW lags per vector).
+ *   1-D signals (d == 1) go through the same kernel: the lags r, r + 16, r + 32, ... are the row lags
+ *   of the query read as rows of 16 samples (zero-padded) against the signal read as rows of 16
+ *   samples starting at sample r, for r = 0..15.
+ * - While a candidate is scored, the next one is prefetched into cache a few lines at a time between
+ *   the FMAs, so that the first pass over it (row statistics) does not wait on memory.
  * - Window sums and sums of squares of the target blocks come from per-row sums in double, summed
  *   exactly at the start of every run of max(tq, 64) lags and updated by add/subtract within it, so
  *   rounding stays relative to the local blocks (a constant block gets an exactly zero variance).
@@ -196,6 +200,29 @@ static void row_sums(const float *t, int64_t nrows, int64_t d, double *rs, doubl
     }
 }
 
+/* *s = sum of x[0..n-1], *sq = sum of squares, in double (4 partial sums: no single latency chain) */
+static void sums(const float *x, int64_t n, double *s, double *sq)
+{
+    double a[4] = {0, 0, 0, 0}, b[4] = {0, 0, 0, 0};
+    int64_t k = 0;
+    for (; k + 4 <= n; k += 4)
+        for (int j = 0; j < 4; j++) { const double v = (double)x[k + j]; a[j] += v; b[j] += v * v; }
+    for (; k < n; k++) { const double v = (double)x[k]; a[0] += v; b[0] += v * v; }
+    *s = (a[0] + a[1]) + (a[2] + a[3]);
+    *sq = (b[0] + b[1]) + (b[2] + b[3]);
+}
+
+/* sum of (x - m)^2 in double */
+static double centred_ss(const float *x, int64_t n, double m)
+{
+    double a[4] = {0, 0, 0, 0};
+    int64_t k = 0;
+    for (; k + 4 <= n; k += 4)
+        for (int j = 0; j < 4; j++) { const double c = (double)x[k + j] - m; a[j] += c * c; }
+    for (; k < n; k++) { const double c = (double)x[k] - m; a[0] += c * c; }
+    return (a[0] + a[1]) + (a[2] + a[3]);
+}
+
 /* ---------------------------------------------------------------------------------------------- */
 typedef struct {            /* a prepared query */
     const float *qc;        /* centred, tq x d */
@@ -246,15 +273,13 @@ static void scratch_free(scratch_t *s)
 static void prepare_query(const float *x, int64_t tq, int64_t d, float *out, query_t *q)
 {
     const int64_t n = tq * d;
-    double s = 0.0;
-    for (int64_t k = 0; k < n; k++) s += (double)x[k];
+    double s, sq;
+    sums(x, n, &s, &sq);
     const double m = s / (double)n;
-    double ss = 0.0, sq = 0.0, qs = 0.0;
+    const double ss = centred_ss(x, n, m);
+    double qs = 0.0;
     for (int64_t k = 0; k < n; k++) {
-        const double c = (double)x[k] - m;
-        ss += c * c;
-        sq += (double)x[k] * (double)x[k];
-        out[k] = (float)c;
+        out[k] = (float)((double)x[k] - m);
         qs += (double)out[k];
     }
     for (int64_t k = n; k < qbuf_len(tq, d); k++) out[k] = 0.f;
@@ -275,8 +300,13 @@ static void correlations(double *rv, const double *ws, const double *wq, int64_t
         const __m512d m = _mm512_mul_pd(s, vinv);
         const __m512d ss = _mm512_fnmadd_pd(s, m, q);                         /* q - s * s / n */
         const __mmask8 keep = _mm512_cmp_pd_mask(ss, _mm512_mul_pd(eps, q), _CMP_GT_OQ);
-        const __m512d den = _mm512_sqrt_pd(_mm512_mul_pd(vqss, _mm512_mask_blend_pd(keep, one, ss)));
-        __m512d r = _mm512_div_pd(_mm512_fnmadd_pd(m, vqsum, dt), den);
+        /* 1 / sqrt(qss * ss): the 14-bit estimate and two Newton steps (error ~1e-16; no divide) */
+        const __m512d a = _mm512_mul_pd(vqss, _mm512_mask_blend_pd(keep, one, ss));
+        __m512d y = _mm512_rsqrt14_pd(a);
+        const __m512d ha = _mm512_mul_pd(a, _mm512_set1_pd(0.5)), th = _mm512_set1_pd(1.5);
+        y = _mm512_mul_pd(y, _mm512_fnmadd_pd(ha, _mm512_mul_pd(y, y), th));
+        y = _mm512_mul_pd(y, _mm512_fnmadd_pd(ha, _mm512_mul_pd(y, y), th));
+        __m512d r = _mm512_mul_pd(_mm512_fnmadd_pd(m, vqsum, dt), y);
         r = _mm512_max_pd(_mm512_min_pd(r, one), mone);
         _mm512_storeu_pd(rv + l, _mm512_maskz_mov_pd(keep, r));
     }
@@ -482,51 +512,54 @@ int chadsp_rerank(const float *query, int64_t tq, int64_t d, const float *data, 
 }
 
 int chadsp_pearson_normalize(const float *query, int64_t tq, const float *target, int64_t tt, int64_t d,
-                             const double *num, double shift, double qsum, float *out)
+                             const float *num, double shift, double qsum, float *out)
 {
     if (tq < 1 || d < 1 || tt < tq) return CHADSP_EINVAL;
     const int64_t n = tq * d, nl = tt - tq + 1;
-    double s = 0.0, sq = 0.0;
-    for (int64_t k = 0; k < n; k++) s += (double)query[k];
+    double s, sq;
+    sums(query, n, &s, &sq);
     const double m = s / (double)n;
-    double qss = 0.0;
-    for (int64_t k = 0; k < n; k++) {
-        const double c = (double)query[k] - m;
-        qss += c * c;
-        sq += (double)query[k] * (double)query[k];
-    }
+    double qss = centred_ss(query, n, m);
     if (!(qss > ZERO_VAR_REL * sq)) {
         memset(out, 0, sizeof(float) * (size_t)nl);
         return 0;
     }
-    /* row sums on the fly, windows restarted every `run` lags */
+    double *buf = malloc(sizeof(double) * 3 * SEG);
+    if (!buf) return CHADSP_ENOMEM;
+    double *ws = buf, *wq = buf + SEG, *rv = buf + 2 * SEG;
+    /* window sums: exact every `run` lags, add/subtract of the entering and leaving rows in between */
     const int64_t run = tq > 64 ? tq : 64;
     const double inv_n = 1.0 / (double)n;
     double sum = 0.0, ssq = 0.0;
-    for (int64_t l = 0; l < nl; l++) {
-        if (l % run == 0) {
-            sum = 0.0; ssq = 0.0;
-            for (int64_t k = l * d; k < (l + tq) * d; k++) {
-                const double x = (double)target[k];
-                sum += x; ssq += x * x;
+    int64_t since = run;    /* lags since the last exact sum */
+    for (int64_t l0 = 0; l0 < nl; l0 += SEG) {
+        const int64_t m_ = nl - l0 < SEG ? nl - l0 : SEG;
+        for (int64_t j = 0; j < m_; j++, since++) {
+            const int64_t l = l0 + j;
+            if (since == run) {
+                since = 0;
+                sums(target + l * d, tq * d, &sum, &ssq);
+            } else if (d == 1) {
+                const double x = (double)target[l - 1], y = (double)target[l + tq - 1];
+                sum += y - x;
+                ssq += y * y - x * x;
+            } else {
+                const float *a = target + (l - 1) * d, *b = target + (l + tq - 1) * d;
+                double da = 0.0, db = 0.0, qa = 0.0, qb = 0.0;
+                for (int64_t c = 0; c < d; c++) {
+                    const double x = (double)a[c], y = (double)b[c];
+                    da += x; qa += x * x; db += y; qb += y * y;
+                }
+                sum += db - da;
+                ssq += qb - qa;
             }
-        } else {
-            const float *a = target + (l - 1) * d, *b = target + (l + tq - 1) * d;
-            double da = 0.0, db = 0.0, qa = 0.0, qb = 0.0;
-            for (int64_t c = 0; c < d; c++) {
-                const double x = (double)a[c], y = (double)b[c];
-                da += x; qa += x * x; db += y; qb += y * y;
-            }
-            sum += db - da;
-            ssq += qb - qa;
+            ws[j] = sum; wq[j] = ssq;
+            /* num is dot(qc, t_l - shift): make it dot(qc, t_l) for correlations() */
+            rv[j] = (double)num[l] + shift * qsum;
         }
-        const double ss = ssq - sum * sum * inv_n;
-        double r = 0.0;
-        if (ss > ZERO_VAR_REL * ssq) {
-            r = (num[l] - (sum * inv_n - shift) * qsum) / sqrt(qss * ss);
-            r = r > 1.0 ? 1.0 : (r < -1.0 ? -1.0 : r);
-        }
-        out[l] = (float)r;
+        correlations(rv, ws, wq, m_, inv_n, qsum, qss);
+        for (int64_t j = 0; j < m_; j++) out[l0 + j] = (float)rv[j];
     }
+    free(buf);
     return 0;
 }
