@@ -31,9 +31,10 @@ _DIRECT_PER_LAG_PER_D = 6e-10
 _DIRECT_PER_MAC = 3e-11
 _FFT_FIXED = 1e-4
 _FFT_PER_UNIT = 5.2e-9
-# Work (multiply-adds) below which the direct kernel runs on one thread: splitting ~2 ms of work gains
-# little, and on a busy machine waiting for the second thread can cost a scheduler period.
-_PARALLEL_MACS = 5e7
+# Work (multiply-adds) below which the direct kernel runs on one thread (about 20 ms of work): on a
+# busy machine the end-of-region wait for a descheduled second thread costs a scheduler period
+# (4..30 ms), more than splitting smaller work gains.
+_PARALLEL_MACS = 5e8
 
 
 def _direct_macs(tq: int, tt: int, d: int) -> float:
@@ -188,8 +189,8 @@ def _peaks(x: np.ndarray, height: float, distance: int | None) -> np.ndarray:
         keep = np.empty(peaks.size, dtype=np.uint8)
         lib.chadsp_select_by_distance(ptr(peaks, "int64_t *"), peaks.size, ptr(order, "int64_t *"),
                                       distance, ffi.cast("uint8_t *", ffi.from_buffer(keep)))
-        peaks = peaks[keep.view(np.bool_)]
-    return peaks.copy()
+        return peaks[keep.view(np.bool_)]
+    return peaks.copy()      # not a view of the n/2 buffer
 
 
 def find_peaks(curve, height: float | None = None, distance: float | None = None) -> np.ndarray:
