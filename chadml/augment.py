@@ -391,7 +391,7 @@ def colored_noise(batch: int, n_bins: int, n_frames: int, *, tilt_db_per_octave:
 # ------------------------------------------------------------------------------------------------
 
 class _Transform(nn.Module):
-    """Base: draws which examples to touch (each with probability ``p``) and applies ``_apply`` to them."""
+    """Base: draws which examples to touch (each with probability ``p``) and applies ``_transform`` to them."""
 
     def __init__(self, p: float, compression: str | Compression | None = None) -> None:
         super().__init__()
@@ -414,10 +414,10 @@ class _Transform(nn.Module):
             return x
         idx = sel.nonzero()[:, 0].to(x.device)
         out = x.clone()
-        out[idx] = self._apply(x, idx, labels, g)
+        out[idx] = self._transform(x, idx, labels, g)
         return out
 
-    def _apply(self, x: torch.Tensor, idx: torch.Tensor, labels, g) -> torch.Tensor:  # pragma: no cover
+    def _transform(self, x: torch.Tensor, idx: torch.Tensor, labels, g) -> torch.Tensor:  # pragma: no cover
         raise NotImplementedError
 
 
@@ -432,7 +432,7 @@ class PitchShift(_Transform):
             raise ValueError(f"bins_per_semitone must be > 0, got {bins_per_semitone}")
         self.bins_per_semitone = float(bins_per_semitone)
 
-    def _apply(self, x, idx, labels, g):
+    def _transform(self, x, idx, labels, g):
         s = _uniform(self.semitones, len(idx), g)
         return pitch_shift(x[idx], s.to(x.device), bins_per_semitone=self.bins_per_semitone, fill=self.fill)
 
@@ -448,7 +448,7 @@ class TimeStretch(_Transform):
             raise ValueError(f"anchor must be 'start' or 'center', got {anchor!r}")
         self.anchor = anchor
 
-    def _apply(self, x, idx, labels, g):
+    def _transform(self, x, idx, labels, g):
         r = _uniform(self.rates, len(idx), g)
         return time_stretch(x[idx], r.to(x.device), anchor=self.anchor, fill=self.fill)
 
@@ -486,7 +486,7 @@ class SpliceOut(_Transform):
             return 0, width
         return n, max(1, min(width, budget // n))
 
-    def _apply(self, x, idx, labels, g):
+    def _transform(self, x, idx, labels, g):
         n, w = self.intervals(x.shape[2])
         keep = spliceout_mask(len(idx), x.shape[2], n, w, g)
         self.last_keep = keep
@@ -507,7 +507,7 @@ class Mix(_Transform):
         self.snr_db = _check_range(snr_db, "snr_db")
         self.last_partner: torch.Tensor | None = None
 
-    def _apply(self, x, idx, labels, g):
+    def _transform(self, x, idx, labels, g):
         b = x.shape[0]
         if b < 2:
             self.last_partner = idx.cpu()
@@ -564,7 +564,7 @@ class BackgroundNoise(_Transform):
         crops = bank.cpu()[which][torch.arange(n)[:, None], :, cols].transpose(1, 2)
         return self.compression.inverse(crops)
 
-    def _apply(self, x, idx, labels, g):
+    def _transform(self, x, idx, labels, g):
         noise = self._noise_mag(len(idx), x.shape[1], x.shape[2], g)
         snr = _uniform(self.snr_db, len(idx), g)
         return add_at_snr(x[idx], noise.to(x.device), snr.to(x.device), self.compression)

@@ -146,10 +146,14 @@ def dtw_rerank(query, candidates, band: int | None = None, metric: str = "euclid
     q = as_sequence(query, "query")
     _check_magnitude(q, "query")
     data, offsets = as_sequence_list(candidates, "candidates", q.shape[1])
-    if not (isinstance(candidates, tuple) and data is candidates[0]):
-        # a packed float32 pair is used in place and unchecked, like chadsp.rerank's (the index's store);
-        # the kernel clamps cell costs, so even bad values there give no NaN
-        _check_magnitude(data[offsets[0]:offsets[-1]], "candidates")
+    used = data[offsets[0]:offsets[-1]]
+    if isinstance(candidates, tuple) and data is candidates[0] and used.size:
+        # a packed float32 pair is used in place, so as_sequence_list did not scan it: one min/max pass
+        # (cheap beside the DP's n x band cells per row) finds NaN/inf before the kernel runs
+        lo, hi = float(used.min()), float(used.max())
+        if not (np.isfinite(lo) and np.isfinite(hi)):
+            raise ValueError("candidates data must be finite, got NaN/inf value(s) in the packed rows")
+    _check_magnitude(used, "candidates")
     k = offsets.size - 1
     out = np.empty(k, dtype=np.float32)
     if k == 0:

@@ -422,3 +422,10 @@ def test_augment_on_cuda_matches_cpu():
     gpu = Augment(generator=21).to("cuda")(x.cuda())
     assert gpu.device.type == "cuda"
     np.testing.assert_allclose(gpu.cpu().numpy(), cpu.numpy(), rtol=1e-4, atol=1e-4)
+
+
+def test_augment_moves_to_a_device_like_any_module():
+    # nn.Module.to() calls each submodule's _apply(); a transform must not shadow it.
+    aug = Augment(generator=0).to("cpu")
+    x = torch.rand(4, 84, 94)
+    assert aug(x, torch.tensor([0, 0, 1, 1])).shape == x.shape

@@ -120,12 +120,16 @@ def test_dtw_rerank_many_against_reference():
     assert chadsp.dtw_rerank(q, []).shape == (0,)
 
 
-def test_dtw_rerank_packed_in_place_bad_values_give_no_nan():
-    # the packed float32 form is used unchecked (like chadsp.rerank's); the kernel's cost clamp keeps NaN out
-    data = np.array([[1.0], [np.nan], [1e30], [2.0]], dtype=np.float32)
-    out = chadsp.dtw_rerank(np.array([1.0, 2.0], np.float32), (data, np.array([0, 2, 4])), metric="cosine")
-    assert not np.isnan(out).any()
-
+def test_dtw_rerank_packed_in_place_bad_values_are_refused():
+    # the packed float32 form is used in place (no copy), and still checked before the kernel runs
+    offsets = np.array([0, 2, 4], dtype=np.int64)
+    for bad in (np.nan, np.inf, -np.inf):
+        data = np.array([[1.0], [bad], [3.0], [2.0]], dtype=np.float32)
+        with pytest.raises(ValueError, match="candidates data must be finite"):
+            chadsp.dtw_rerank(np.ones(2, np.float32), (data, offsets))
+    data = np.array([[1.0], [1e30], [3.0], [2.0]], dtype=np.float32)
+    with pytest.raises(ValueError, match="overflow"):
+        chadsp.dtw_rerank(np.ones(2, np.float32), (data, offsets))
 
 def test_defaults_do_not_drift():
     p_b = inspect.signature(chadsp.banded_dtw).parameters
