@@ -4,10 +4,6 @@ from __future__ import annotations
 
 import numpy as np
 
-import _standins
-
-_standins.install()   # TEMPORARY: until chadsp.rerank, chadml.features/encoder/audio are on main
-
 WINDOW = {"window_s": 3.0, "step_s": 0.25}
 FEATURES = {"kind": "cqt", "sr": 16000}
 

@@ -293,3 +293,26 @@ def test_reader_sees_whole_generations_while_a_writer_adds(tmp_path):
     assert proc.wait() == 0, proc.stderr.read()
     searcher.index.refresh()
     assert len(searcher.index) == 30 and 30 in seen
+
+
+def test_song_items_from_folder_and_song_table(tmp_path):
+    import soundfile as sf
+    from chadml.data import SongRow, SongTable
+    from chadml.index import song_items
+    (tmp_path / "a").mkdir()
+    for name in ("x.wav", "sub/y.flac"):
+        (tmp_path / "a" / name).parent.mkdir(exist_ok=True)
+        sf.write(tmp_path / "a" / name, np.zeros(1600, np.float32), 16000)
+    (tmp_path / "a" / "notes.txt").write_text("not audio")
+    assert sorted((i[0], os.path.basename(i[1])) for i in song_items(tmp_path / "a")) == [("x", "x.wav"), ("y", "y.flac")]
+    x, y = str(tmp_path / "a" / "x.wav"), str(tmp_path / "a" / "sub" / "y.flac")
+    t = SongTable([SongRow("s1", "s1-o", "original", x, 0.1), SongRow("s1", "s1-c", "cover", x, 0.1),
+                   SongRow("s2", "s2-o", "original", y, 0.1)])
+    t.write(tmp_path / "songs.csv")
+    items = song_items(tmp_path / "songs.csv")
+    assert [(i[0], i[1]) for i in items] == [("s1", x), ("s2", y)]
+    with pytest.raises(FileNotFoundError):
+        song_items(tmp_path / "missing")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(ValueError, match="no audio files"):
+        song_items(tmp_path / "empty")
