@@ -29,11 +29,12 @@ _ABI = 1
 if _chadsp.lib.chadsp_abi_version() != _ABI:  # pragma: no cover
     raise ImportError("chadsp's compiled extension is stale (ABI mismatch): rebuild with `pip install -e .`")
 
+# the modules first: `from .xcorr import *` rebinds the name chadsp.xcorr to the function
+from . import silence as _s, xcorr as _x, pearson as _p, dtw as _d  # noqa: E402
 from .silence import *  # noqa: E402,F401,F403
 from .xcorr import *  # noqa: E402,F401,F403
 from .pearson import *  # noqa: E402,F401,F403
 from .dtw import *  # noqa: E402,F401,F403
-from . import silence as _s, xcorr as _x, pearson as _p, dtw as _d  # noqa: E402
 
 __all__ = [*_s.__all__, *_x.__all__, *_p.__all__, *_d.__all__]
 __version__ = "0.1.0"

@@ -14,6 +14,7 @@ from ._chadsp import ffi, lib
 __all__ = [
     "as_signal", "as_sequence", "as_sequence_pair", "check_int", "check_float", "check_threads",
     "check_packed", "as_sequence_list", "ptr",
+    "check_intervals",
 ]
 
 
@@ -27,10 +28,17 @@ def _real_array(x, name: str, dtype=np.float32) -> np.ndarray:
         what = {"b": "bool", "c": "complex", "O": "object", "U": "str", "S": "bytes", "M": "datetime",
                 "m": "timedelta", "V": "structured"}.get(kind, str(arr.dtype))
         raise TypeError(f"{name} must have a real numeric dtype (float or int), got {what} ({arr.dtype})")
-    return np.ascontiguousarray(arr, dtype=dtype)
+    return np.asarray(arr, dtype=dtype, order="C")   # (ascontiguousarray would turn a 0-d scalar into 1-D)
 
 
 def _check_finite(arr: np.ndarray, name: str) -> None:
+    if arr.size and arr.dtype.kind == "f" and arr.flags.c_contiguous:
+        # Fast path: one BLAS pass and no temporary (half the time of isfinite().all() on audio). A NaN
+        # or inf makes the sum of squares non-finite; huge finite values may overflow it: then check exactly.
+        flat = arr.reshape(-1)
+        with np.errstate(over="ignore", invalid="ignore"):
+            if np.isfinite(np.dot(flat, flat)):
+                return
     if arr.size and not np.isfinite(arr).all():
         bad = int(np.size(arr) - np.count_nonzero(np.isfinite(arr)))
         raise ValueError(f"{name} must be finite, got {bad} NaN/inf value(s)")
@@ -126,6 +134,35 @@ def check_packed(data, offsets, name: str, dim: int, *, dtype=np.float32) -> tup
         raise ValueError(f"{name} offsets must be non-decreasing, got offsets[{i}] = {int(off[i])} > "
                          f"offsets[{i + 1}] = {int(off[i + 1])}")
     return arr, off
+
+
+def check_intervals(intervals, name: str = "intervals") -> np.ndarray:
+    """Sample intervals ``[start, end)`` as C-contiguous int64 ``(n, 2)``: integers, ``0 <= start <= end``,
+    sorted and non-overlapping (``start[i + 1] >= end[i]``). An empty list or array gives ``(0, 2)``."""
+    if isinstance(intervals, (str, bytes)) or intervals is None:
+        raise TypeError(f"{name} must be an integer array of shape (n, 2), got {type(intervals).__name__}")
+    arr = np.asarray(intervals)
+    if arr.size == 0 and arr.shape in ((0,), (0, 2)):
+        return np.zeros((0, 2), dtype=np.int64)
+    if arr.dtype.kind not in "iu":
+        raise TypeError(f"{name} must have an integer dtype (sample indices), got {arr.dtype}")
+    if arr.ndim != 2 or arr.shape[1] != 2:
+        raise ValueError(f"{name} must have shape (n, 2) ([start, end) pairs), got shape {arr.shape}")
+    if arr.dtype.kind == "u" and arr.max() > np.iinfo(np.int64).max:
+        raise ValueError(f"{name} must fit in int64, got a value {int(arr.max())}")
+    arr = np.ascontiguousarray(arr, dtype=np.int64)
+    start, end = arr[:, 0], arr[:, 1]
+    if start.min() < 0:
+        i = int(np.argmin(start))
+        raise ValueError(f"{name} must be non-negative sample indices, got {name}[{i}] = {arr[i].tolist()}")
+    if np.any(end < start):
+        i = int(np.argmax(end < start))
+        raise ValueError(f"{name} must have start <= end, got {name}[{i}] = {arr[i].tolist()}")
+    if np.any(start[1:] < end[:-1]):
+        i = int(np.argmax(start[1:] < end[:-1]))
+        raise ValueError(f"{name} must be sorted and non-overlapping, got {name}[{i}] = {arr[i].tolist()} "
+                         f"followed by {name}[{i + 1}] = {arr[i + 1].tolist()}")
+    return arr
 
 
 def check_int(v, name: str, *, minimum: int | None = None, maximum: int | None = None) -> int:

@@ -1,5 +1,10 @@
 import os
 
+# Idle OpenMP threads sleep instead of spinning: torch and chadsp each have an OpenMP pool, and on a
+# 2-core machine spinning pools starve each other (small torch ops ran 10-100x slower). Set before
+# torch or chadsp load their runtimes.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
 from hypothesis import HealthCheck, settings
 
 # numba kernels compile on first call: no deadline. "asan" is the profile CI uses for the

@@ -1,0 +1,235 @@
+"""The end-to-end demo on the built-in corpus: ``chad demo [--out DIR] [--quick]``.
+
+On a fresh machine, with nothing downloaded, it
+
+1. builds the built-in corpus (folk tunes of music21 sung, covered and hummed: :mod:`chadml.corpus`),
+2. trains M_0 on the humming groups (the H part), mines the covers with it (Algorithm 1) and retrains
+   M_1 on H + the mined groups (:func:`chadml.loop.run_loop`),
+3. indexes every original song with each model (:class:`chadml.index.SongIndex`),
+4. runs the held-out hummings (songs never seen in training) as queries, re-ranked by max Pearson and
+   by DTW, plus a raw-CQT max-Pearson baseline with no learning (:mod:`chadml.baseline`),
+5. prints a table of top-1 / top-10 / MRR and writes everything to ``DIR``: ``manifest.csv`` (the dataset
+   M_1 was trained on), ``m0.pt``, ``m1.pt``, ``index_m0/``, ``index_m1/``, ``queries.csv``,
+   ``results.json``, ``results.md`` and ``plots/``.
+
+Every stage is resumable: rerun the same command after an interruption and finished work is kept.
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import logging
+import os
+import shutil
+import time
+from dataclasses import dataclass, field
+
+from .progress import atomic_path, atomic_write_text
+
+log = logging.getLogger(__name__)
+
+__all__ = ["DemoConfig", "QUICK", "run_demo"]
+FORMAT_VERSION = 1
+
+
+@dataclass(frozen=True)
+class DemoConfig:
+    """Sizes of the demo. The default fits 15 minutes on 2 CPU cores; :data:`QUICK` is for tests."""
+
+    n_songs: int = 80
+    n_covers: int = 2
+    hummings_per_song: int = 3
+    song_seconds: tuple = (40.0, 60.0)
+    humming_seconds: tuple = (6.0, 16.0)
+    test_fraction: float = 0.25
+    width: int = 32
+    batch_size: int = 32
+    epochs0: int = 60
+    epochs: int = 30
+    minutes: float = 3.0          # wall-time cap of each training (M_0, M_1)
+    steps_per_epoch: int | None = 20
+    seed: int = 0
+    k: int = 5000
+    extra: dict = field(default_factory=dict)
+
+
+QUICK = DemoConfig(n_songs=8, n_covers=1, hummings_per_song=2, song_seconds=(16.0, 20.0), humming_seconds=(5.0, 8.0),
+                   test_fraction=0.25, width=4, batch_size=8, epochs0=2, epochs=1, minutes=1.0,
+                   steps_per_epoch=2)
+
+
+def _stage(name: str):
+    log.info("demo: %s", name)
+    print(f"== {name}", flush=True)
+
+
+def run_demo(out_dir: str | os.PathLike = "chad-demo", *, config: DemoConfig | None = None, progress: bool = True,
+             device=None) -> dict:
+    """Run (or resume) the demo into ``out_dir``; returns the results (also in ``results.json``)."""
+    from . import loop
+    from .corpus import build_corpus
+    from .data import Manifest, SongTable
+    from .mining import MiningConfig
+
+    config = config or DemoConfig()
+    out = os.path.abspath(os.fspath(out_dir))
+    os.makedirs(os.path.join(out, "plots"), exist_ok=True)
+    t_all = time.perf_counter()
+    timings: dict[str, float] = {}
+
+    _stage("1/5 the built-in corpus")
+    t = time.perf_counter()
+    paths = build_corpus(os.path.join(out, "corpus"), n_songs=config.n_songs, n_covers=config.n_covers,
+                         hummings_per_song=config.hummings_per_song, song_seconds=config.song_seconds,
+                         humming_seconds=config.humming_seconds, test_fraction=config.test_fraction,
+                         seed=config.seed)
+    songs, hummings = SongTable.read(paths.songs), Manifest.read(paths.hummings)
+    timings["corpus"] = time.perf_counter() - t
+
+    _stage("2/5 M_0 on the hummings, mining the covers, M_1 (the semi-supervised loop)")
+    t = time.perf_counter()
+    lcfg = loop.LoopConfig(iterations=1, epochs0=config.epochs0, epochs=config.epochs, max_minutes=config.minutes,
+                           mining=MiningConfig(),
+                           train_kwargs={"width": config.width, "batch_size": config.batch_size,
+                                         "steps_per_epoch": config.steps_per_epoch, "seed": config.seed})
+    logs = loop.run_loop(songs, hummings, os.path.join(out, "loop"), config=lcfg, progress=progress, device=device)
+    for i in (0, 1):
+        src = os.path.join(out, "loop", f"M{i}.pt")
+        _copy(src, os.path.join(out, f"m{i}.pt"))
+        png = os.path.splitext(src)[0] + ".loss.png"
+        if os.path.exists(png):
+            _copy(png, os.path.join(out, "plots", f"m{i}_loss.png"))
+    _copy(os.path.join(out, "loop", "iter_01", "train.csv"), os.path.join(out, "manifest.csv"))
+    timings["loop"] = time.perf_counter() - t
+
+    _stage("3/5 indexing the songs with M_0 and M_1")
+    t = time.perf_counter()
+    song_list = [(sid, orig.path, sid) for sid, (orig, _) in sorted(songs.songs().items())]
+    for i in (0, 1):
+        _build_index(os.path.join(out, f"index_m{i}"), os.path.join(out, f"m{i}.pt"), song_list, progress, device)
+    timings["index"] = time.perf_counter() - t
+
+    _stage("4/5 held-out hummings as queries")
+    queries, truth = _queries(hummings)
+    with atomic_path(os.path.join(out, "queries.csv")) as tmp:
+        with open(tmp, "w", encoding="utf-8") as f:
+            f.write("query,song,path\n")
+            for (qid, path) in queries:
+                f.write(f"{qid},{truth[qid]},{path}\n")
+    t = time.perf_counter()
+    rows = _evaluate_all(out, queries, truth, song_list, config, progress, device)
+    timings["queries"] = time.perf_counter() - t
+    timings["total"] = time.perf_counter() - t_all
+
+    _stage("5/5 results")
+    results = {"format_version": FORMAT_VERSION, "config": _jsonable(dataclasses.asdict(config)),
+               "songs": len(song_list), "queries": len(queries), "table": rows,
+               "fragment_retrieval": {"M0": logs[0].get("retrieval"), "M0_raw": logs[0].get("retrieval_raw"),
+                                      "M1": logs[1].get("retrieval") if len(logs) > 1 else None},
+               "mining": {k: logs[1].get(k) for k in ("groups", "relevant", "uncertain", "precision", "recall",
+                                                       "hours")} if len(logs) > 1 else None,
+               "seconds": timings, "out": out}
+    atomic_write_text(os.path.join(out, "results.json"), json.dumps(results, indent=1, sort_keys=True))
+    table = format_table(rows)
+    atomic_write_text(os.path.join(out, "results.md"), table + "\n")
+    print(table)
+    if results["mining"]:
+        m = results["mining"]
+        print(f"\nmining with M_0: {m['groups']} groups ({m['relevant']} relevant, {m['uncertain']} uncertain), "
+              f"precision {_fmt(m['precision'])}, recall {_fmt(m['recall'])}")
+    print(f"\n{len(queries)} held-out hummings against {len(song_list)} songs; "
+          f"total {timings['total']:.0f} s. Outputs in {out} (plots in {os.path.join(out, 'plots')})")
+    return results
+
+
+def _copy(src: str, dst: str) -> None:
+    with atomic_path(dst) as tmp:
+        shutil.copyfile(src, tmp)
+
+
+def _build_index(index_dir: str, ckpt: str, song_list, progress: bool, device) -> None:
+    from . import train as T
+    from .index import SongIndex
+    mid = T.checkpoint_id(ckpt)
+    if os.path.isdir(index_dir) and os.listdir(index_dir):
+        try:
+            idx = SongIndex.open(index_dir, expect_model_id=mid)
+            if len(idx) == len(song_list):
+                return
+        except Exception as exc:  # noqa: BLE001 - a stale or partial index is rebuilt
+            log.warning("rebuilding %s: %s", index_dir, exc)
+        shutil.rmtree(index_dir)
+    fp = T.load_fingerprinter(ckpt, device=device)
+    fp.model_id = mid
+    idx = SongIndex.create(index_dir, fingerprinter=fp, model_path=ckpt)
+    idx.add_songs(song_list, fp, progress_bar=progress)
+
+
+def _queries(hummings):
+    queries, truth = [], {}
+    for r in hummings.rows:
+        if r.audio_type == "humming" and r.split == "test":
+            queries.append((str(r.id), r.path))
+            truth[str(r.id)] = str(r.group_id)
+    if not queries:
+        raise ValueError("the corpus has no held-out (split 'test') hummings to query with")
+    return queries, truth
+
+
+def _evaluate_all(out, queries, truth, song_list, config, progress, device) -> list[dict]:
+    from .baseline import RawFeatureSearcher
+    from .evaluate import evaluate
+    from .search import Searcher
+    rows = []
+    methods = [(f"M{i} + {rr}", lambda i=i, rr=rr: Searcher(os.path.join(out, f"index_m{i}"), rerank=rr, k=config.k,
+                                                            device=device))
+               for i in (0, 1) for rr in ("pearson", "dtw")]
+    methods.append(("raw CQT + pearson (no learning)", lambda: RawFeatureSearcher(song_list)))
+    for name, make in methods:
+        searcher = make()
+        t = time.perf_counter()
+        rep = evaluate(searcher, queries, truth, top=100, progress_bar=progress)
+        dt = (time.perf_counter() - t) / max(len(queries), 1)
+        slug = name.split(" (")[0].replace(" + ", "_").replace(" ", "_").lower()
+        rep.to_json(os.path.join(out, f"eval_{slug}.json"))
+        rep.plot(os.path.join(out, "plots", f"hitrate_{slug}.png"))
+        o = rep.overall
+        rows.append({"method": name, "top1": o["top1"], "top10": o["top10"], "mrr": o["mrr"],
+                     "seconds_per_query": dt})
+    return rows
+
+
+def _fmt(x) -> str:
+    return "n/a" if x is None else f"{x:.3f}"
+
+
+def format_table(rows: list[dict]) -> str:
+    lines = ["| method | top-1 | top-10 | MRR | s/query |", "|---|---|---|---|---|"]
+    for r in rows:
+        lines.append(f"| {r['method']} | {_fmt(r['top1'])} | {_fmt(r['top10'])} | {_fmt(r['mrr'])} | "
+                     f"{r['seconds_per_query']:.3f} |")
+    return "\n".join(lines)
+
+
+def _jsonable(d):
+    return json.loads(json.dumps(d, default=list))
+
+
+def add_cli(sub) -> None:
+    p = sub.add_parser("demo", help="the end-to-end demo on the built-in corpus (fits 15 min on 2 cores)",
+                       description="Build the built-in corpus, train M_0 on hummings, mine covers, retrain M_1, "
+                                   "index the songs and evaluate held-out hummings. Resumable.")
+    p.add_argument("--out", default="chad-demo", help="output folder (default: ./chad-demo)")
+    p.add_argument("--quick", action="store_true", help="a tiny run (about a minute), for tests")
+    p.add_argument("--songs", type=int, default=None, help="number of songs (default 80; --quick: 8)")
+    p.add_argument("--device", default=None)
+    p.set_defaults(func=_cli_demo)
+
+
+def _cli_demo(args: argparse.Namespace) -> int:
+    cfg = QUICK if args.quick else DemoConfig()
+    if args.songs is not None:
+        cfg = dataclasses.replace(cfg, n_songs=args.songs)
+    run_demo(args.out, config=cfg, progress=not args.quiet, device=args.device)
+    return 0

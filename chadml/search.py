@@ -1,0 +1,432 @@
+"""Search: query audio -> fingerprints -> FAISS k-NN -> candidate songs -> re-ranking with chadsp.
+
+The two steps of the paper (section 5.1, "Retrieval"): every fingerprint of the query asks FAISS for
+its nearest fingerprints in the index; the songs they belong to are the candidates (ranked by how many
+query fingerprints have them among their neighbours, then by the best distance; the top ``k``, 5000 by default, capped by the
+collection: when ``k`` covers the whole collection every song is re-ranked and the ANN step is
+skipped). The candidates are then re-ranked by the maximum Pearson correlation of the query's
+fingerprint sequence over all lags in the song (``chadsp.rerank``, scored in place in the index's
+memory-mapped store), or by subsequence DTW (``chadsp.subsequence_dtw``: open begin and end, cosine
+cost; ``chadsp.dtw_rerank`` aligns whole sequences, which does not fit an excerpt of a song); the best
+lag, or the start of the DTW segment, is the matched time.
+
+M_short / M_long / M_fused: :class:`FusedSearcher` sends queries under 15 s to the M_short index and
+longer ones to the M_long index.
+
+Example
+-------
+>>> from chadml.search import Searcher
+>>> s = Searcher("songs.idx")                              # doctest: +SKIP
+>>> for m in s.query("hum.wav", top=3):                    # doctest: +SKIP
+...     print(m.rank, m.song_id, round(m.score, 3), m.time_s)
+>>> s.last_timing["ann_s"], s.last_timing["rerank_s"]      # doctest: +SKIP
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import math
+import os
+import sys
+import time
+from dataclasses import asdict, dataclass
+from typing import Iterable, Sequence
+
+import numpy as np
+
+from . import ChadError
+from .index import IndexMismatchError, SongIndex, _mono, fingerprinter_id
+
+log = logging.getLogger(__name__)
+
+__all__ = ["Match", "Searcher", "FusedSearcher", "RERANKERS", "load_query_audio"]
+
+RERANKERS = ("pearson", "dtw")
+SILENCE_PEAK = 1e-4        # a query whose peak amplitude is below this (-80 dBFS) is silence
+
+
+@dataclass(frozen=True)
+class Match:
+    """One ranked song: ``score`` (higher is better: max Pearson, or minus the DTW cost) and
+    ``time_s``, where in the song the query matches (seconds from its start)."""
+    song_id: str
+    title: str
+    score: float
+    time_s: float
+    rank: int
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def load_query_audio(audio, sr: int = 16000) -> tuple[np.ndarray, int]:
+    """``(mono float32 signal, sample rate)`` of a path (read and resampled to 16 kHz) or an array at ``sr``."""
+    if isinstance(audio, (str, os.PathLike)):
+        from . import audio as _audio
+        return _audio.load(os.fspath(audio), sr=16000), 16000
+    if isinstance(sr, bool) or not isinstance(sr, (int, np.integer)) or sr <= 0:
+        raise ValueError(f"sr must be a positive integer sample rate, got {sr!r}")
+    return _mono(audio, "audio"), int(sr)
+
+
+class Searcher:
+    """Query-by-humming over one :class:`chadml.index.SongIndex`.
+
+    Parameters
+    ----------
+    index : path or SongIndex
+    fingerprinter : the model (a ``Fingerprinter`` or a checkpoint path); default: the checkpoint the
+        index records. It must be the index's model: another one is an ``IndexMismatchError``.
+    rerank : "pearson" (max Pearson over lags; the default, for real recordings) or "dtw"
+        (subsequence DTW, cosine cost, score = -cost; for MIDI-like references).
+    k : candidate songs to re-rank (5000), capped by the collection size.
+    neighbors : FAISS neighbours per query fingerprint (default: enough to fill ``k``, 64..2048).
+    nprobe : IVF lists visited (default: the index's stored value).
+    band : DTW band (frames) for ``rerank="dtw"``; None: unbanded.
+    threads : threads for FAISS and the re-ranker (None: all cores).
+    max_query_s : longer queries are cut to their first ``max_query_s`` seconds (None: never).
+    auto_refresh : before each query, move to the index's newest generation if a writer added songs.
+
+    Example
+    -------
+    >>> s = Searcher("songs.idx", rerank="pearson", k=1000)   # doctest: +SKIP
+    >>> s.query(audio, sr=16000, top=10)[0].song_id           # doctest: +SKIP
+    """
+
+    def __init__(self, index, *, fingerprinter=None, rerank: str = "pearson", k: int = 5000,
+                 neighbors: int | None = None, nprobe: int | None = None, band: int | None = None,
+                 threads: int | None = None, max_query_s: float | None = 60.0, auto_refresh: bool = True,
+                 device=None):
+        if rerank not in RERANKERS:
+            raise ValueError(f"rerank must be one of {RERANKERS}, got {rerank!r}")
+        for name, v, lo in (("k", k, 1), ("neighbors", neighbors, 1), ("nprobe", nprobe, 1),
+                            ("band", band, 0), ("threads", threads, 0)):
+            if v is not None and (isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < lo):
+                raise ValueError(f"{name} must be an integer >= {lo}, got {v!r}")
+        if max_query_s is not None and not (max_query_s > 0):
+            raise ValueError(f"max_query_s must be > 0 or None, got {max_query_s!r}")
+        self.index = index if isinstance(index, SongIndex) else SongIndex.open(index)
+        self.rerank, self.k, self.neighbors, self.nprobe, self.band = rerank, int(k), neighbors, nprobe, band
+        self.threads, self.max_query_s, self.auto_refresh = threads, max_query_s, auto_refresh
+        self._fp_arg, self._device = fingerprinter, device
+        self._fingerprinter = None
+        if fingerprinter is not None:
+            self._fingerprinter = self._load_fingerprinter(fingerprinter)
+        self.last_timing: dict = {}
+
+    # ---- the model ---------------------------------------------------------------------------
+
+    def _load_fingerprinter(self, fp):
+        if isinstance(fp, (str, os.PathLike)):
+            from .train import checkpoint_id, load_fingerprinter
+            mid = checkpoint_id(fp)
+            self.index.check_compatible(model_id=mid)
+            model = load_fingerprinter(fp, device=self._device)
+            model.model_id = mid
+            fp = model
+        self.index.check_compatible(model_id=fingerprinter_id(fp), config=fp)
+        return fp
+
+    @property
+    def fingerprinter(self):
+        """The model (loaded on first use from the checkpoint the index records)."""
+        if self._fingerprinter is None:
+            path = self.index.model_path
+            if not path:
+                raise ChadError(f"index {self.index.dir} records no model checkpoint: give Searcher(..., "
+                                "fingerprinter=...) (a Fingerprinter or a checkpoint path)")
+            if not os.path.exists(path):
+                raise FileNotFoundError(f"the model checkpoint recorded by index {self.index.dir} is missing: "
+                                        f"{path} (give fingerprinter=... with the checkpoint's new path)")
+            self._fingerprinter = self._load_fingerprinter(path)
+        return self._fingerprinter
+
+    @property
+    def window_s(self) -> float:
+        wc = self.index.window_config
+        return float(wc.get("window_s", wc["step_s"]))
+
+    # ---- queries -----------------------------------------------------------------------------
+
+    def query(self, audio, sr: int = 16000, top: int = 10) -> list[Match]:
+        """The ``top`` songs for a query (audio array at ``sr``, or a file path), best first.
+
+        An all-silent query returns ``[]`` (with a warning); a query shorter than one analysis window is
+        zero-padded to one window (with a warning); an empty one is a ``ValueError``. Timings of the
+        steps are in :attr:`last_timing`.
+        """
+        t0 = time.perf_counter()
+        top = _check_top(top)
+        y, y_sr = load_query_audio(audio, sr)
+        timing = {"load_s": time.perf_counter() - t0}
+        if len(y) == 0:
+            raise ValueError("the query audio is empty (0 samples)")
+        dur = len(y) / y_sr
+        timing["duration_s"] = dur
+        if float(np.max(np.abs(y))) < SILENCE_PEAK:
+            log.warning("the query (%.2f s) is silent (peak below -80 dBFS): no matches", dur)
+            self.last_timing = {**timing, "fingerprint_s": 0.0, "ann_s": 0.0, "rerank_s": 0.0,
+                                "total_s": time.perf_counter() - t0, "n_query_fps": 0, "n_candidates": 0,
+                                "silent": True}
+            return []
+        if self.max_query_s is not None and dur > self.max_query_s:
+            log.warning("the query is %.1f s long: only its first %.1f s are used (max_query_s)", dur,
+                        self.max_query_s)
+            y = y[:int(self.max_query_s * y_sr)]
+        need = int(math.ceil(self.window_s * y_sr)) + 1
+        if len(y) < need:
+            log.warning("the query (%.2f s) is shorter than one analysis window (%.2f s): zero-padded",
+                        len(y) / y_sr, self.window_s)
+            y = np.pad(y, (0, need - len(y)))
+        t1 = time.perf_counter()
+        fps, _ = self.fingerprinter.from_audio(y, sr=y_sr)
+        timing["fingerprint_s"] = time.perf_counter() - t1
+        out = self.query_fingerprints(fps, top=top)
+        self.last_timing = {**timing, **self.last_timing, "total_s": time.perf_counter() - t0}
+        return out
+
+    def query_batch(self, audios: Iterable, sr: int = 16000, top: int = 10) -> list[list[Match]]:
+        """:meth:`query` for each item; :attr:`batch_timing` holds each query's timing."""
+        out, self.batch_timing = [], []
+        for a in audios:
+            out.append(self.query(a, sr=sr, top=top))
+            self.batch_timing.append(dict(self.last_timing))
+        return out
+
+    def candidates(self, fps: np.ndarray) -> np.ndarray:
+        """Catalog positions of the candidate songs for query fingerprints ``fps``, best first."""
+        idx = self.index
+        n = len(idx)
+        k = min(self.k, n)
+        if k >= n:
+            return np.arange(n, dtype=np.int64)
+        nq = len(fps)
+        nn = self.neighbors or int(min(2048, max(64, 2 * math.ceil(k / max(nq, 1)))))
+        dist, pos, _ = idx.search(fps, nn, nprobe=self.nprobe)
+        ok = pos >= 0
+        p, d = pos[ok], dist[ok]
+        if p.size == 0:
+            return np.zeros(0, np.int64)
+        # votes: how many query fingerprints have the song among their neighbours (each counts once)
+        qi = np.broadcast_to(np.arange(nq, dtype=np.int64)[:, None], pos.shape)[ok]
+        pairs = np.unique(qi * n + p)
+        votes = np.bincount(pairs % n, minlength=n)
+        best = np.full(n, np.inf, np.float32)
+        np.minimum.at(best, p, d)
+        hit = np.flatnonzero(votes)
+        order = np.lexsort((best[hit], -votes[hit]))
+        return hit[order[:k]]
+
+    def query_fingerprints(self, fps: np.ndarray, top: int = 10) -> list[Match]:
+        """The ``top`` songs for a query given as fingerprints ``(n, dim)`` (the model-free entry point)."""
+        top = _check_top(top)
+        idx = self.index
+        q = np.ascontiguousarray(np.asarray(fps, dtype=np.float32))
+        if q.ndim != 2 or q.shape[1] != idx.dim or q.shape[0] == 0:
+            raise ValueError(f"fps must have shape (n >= 1, {idx.dim}), got {q.shape}")
+        if not np.isfinite(q).all():
+            raise ValueError("fps must be finite, got NaN/inf values")
+        if self.auto_refresh:
+            idx.refresh()
+        if self.threads:
+            import faiss
+            faiss.omp_set_num_threads(int(self.threads))
+        timing = {"n_query_fps": len(q), "n_songs": len(idx)}
+        t0 = time.perf_counter()
+        cand = self.candidates(q) if len(idx) else np.zeros(0, np.int64)
+        t1 = time.perf_counter()
+        timing["ann_s"] = t1 - t0 if min(self.k, len(idx)) < len(idx) else 0.0
+        timing["n_candidates"] = int(len(cand))
+        if len(cand) == 0:
+            self.last_timing = {**timing, "rerank_s": 0.0}
+            return []
+        scores, lags, rows = self._rerank(q, cand)
+        timing["rerank_s"] = time.perf_counter() - t1
+        timing["n_rows"] = rows
+        order = np.argsort(-scores, kind="stable")[:top]
+        songs = idx.songs()
+        step = idx.step_s
+        out = []
+        for r, i in enumerate(order):
+            s = songs[cand[i]]
+            out.append(Match(s.song_id, s.title, float(scores[i]), int(lags[i]) * step, r + 1))
+        self.last_timing = timing
+        return out
+
+    def _rerank(self, q: np.ndarray, cand: np.ndarray) -> tuple[np.ndarray, np.ndarray, int]:
+        """Scores (higher is better) and lags (matched fingerprint index in the song) of the songs at ``cand``."""
+        if self.rerank == "dtw":
+            return self._rerank_dtw(q, cand)
+        import chadsp
+        from concurrent.futures import ThreadPoolExecutor
+        idx = self.index
+        n = len(cand)
+        scores = np.full(n, -np.inf, np.float32)
+        lags = np.zeros(n, np.int64)
+        # Runs of candidates that lie next to each other in the store are scored in place (gaps of up to
+        # bridge_rows rows are scored as fillers: cheaper than one more call). chadsp.rerank spreads the
+        # candidates of a call over threads, so a run of many songs gets all threads and small runs are
+        # scored one thread each, side by side.
+        chunks = list(idx.iter_packed(cand, bridge_rows=512, min_run_rows=0))
+        workers = self.threads or os.cpu_count() or 1
+        big = [c for c in chunks if len(c[1]) - 1 >= 4 * workers]
+        small = [c for c in chunks if len(c[1]) - 1 < 4 * workers]
+
+        def put(chunk, res):
+            _, _, which = chunk
+            keep = which >= 0
+            scores[which[keep]] = res[0][keep]
+            lags[which[keep]] = res[1][keep]
+
+        for c in big:
+            put(c, chadsp.rerank(q, (c[0], c[1]), threads=self.threads))
+        if small:
+            one = lambda c: chadsp.rerank(q, (c[0], c[1]), threads=1)  # noqa: E731
+            if workers > 1 and len(small) > 1:
+                with ThreadPoolExecutor(max_workers=workers) as pool:
+                    for c, res in zip(small, pool.map(one, small)):
+                        put(c, res)
+            else:
+                for c in small:
+                    put(c, one(c))
+        # a song shorter than the query slides inside it (lag <= 0): the match starts at the song's start
+        np.maximum(lags, 0, out=lags)
+        return scores, lags, int(sum(len(c[0]) for c in chunks))
+
+    def _rerank_dtw(self, q: np.ndarray, cand: np.ndarray) -> tuple[np.ndarray, np.ndarray, int]:
+        """Subsequence DTW (open begin and end, cosine cost) of the query in each candidate song.
+
+        ``chadsp.subsequence_dtw`` per song, on ``threads`` worker threads (the GIL is released in C);
+        score = minus the cost, lag = the start of the matched segment.
+        """
+        import chadsp
+        from concurrent.futures import ThreadPoolExecutor
+        idx = self.index
+        songs = idx.songs()
+        ids = [songs[c].song_id for c in cand]
+
+        def one(sid):
+            cost, start, _ = chadsp.subsequence_dtw(q, idx.fingerprints(sid), band=self.band, metric="cosine",
+                                                    threads=1)
+            return cost, start
+
+        workers = self.threads or os.cpu_count() or 1
+        if workers > 1 and len(ids) > 1:
+            with ThreadPoolExecutor(max_workers=workers) as pool:
+                res = list(pool.map(one, ids, chunksize=max(1, len(ids) // (4 * workers))))
+        else:
+            res = [one(sid) for sid in ids]
+        scores = np.array([-r[0] for r in res], np.float32)
+        lags = np.array([r[1] for r in res], np.int64)
+        return scores, lags, int(idx._lengths[cand].sum())
+
+
+class FusedSearcher:
+    """M_fused: queries shorter than ``threshold_s`` go to the M_short searcher, the others to M_long.
+
+    ``short`` and ``long`` are :class:`Searcher` objects or index paths (then ``Searcher(path, **kw)``).
+
+    Example
+    -------
+    >>> fs = FusedSearcher("short.idx", "long.idx")     # doctest: +SKIP
+    >>> fs.query("hum.wav")[0].song_id                   # doctest: +SKIP
+    """
+
+    def __init__(self, short, long, threshold_s: float = 15.0, **kw):
+        if not (isinstance(threshold_s, (int, float)) and threshold_s > 0):
+            raise ValueError(f"threshold_s must be a positive number of seconds, got {threshold_s!r}")
+        self.short = short if isinstance(short, Searcher) else Searcher(short, **kw)
+        self.long = long if isinstance(long, Searcher) else Searcher(long, **kw)
+        self.threshold_s = float(threshold_s)
+        self.last_timing: dict = {}
+
+    def choose(self, duration_s: float) -> Searcher:
+        return self.short if duration_s < self.threshold_s else self.long
+
+    def query(self, audio, sr: int = 16000, top: int = 10) -> list[Match]:
+        y, y_sr = load_query_audio(audio, sr)
+        s = self.choose(len(y) / y_sr)
+        out = s.query(y, sr=y_sr, top=top)
+        self.last_timing = {**s.last_timing, "model": "short" if s is self.short else "long"}
+        return out
+
+    def query_batch(self, audios: Iterable, sr: int = 16000, top: int = 10) -> list[list[Match]]:
+        out, self.batch_timing = [], []
+        for a in audios:
+            out.append(self.query(a, sr=sr, top=top))
+            self.batch_timing.append(dict(self.last_timing))
+        return out
+
+
+def _check_top(top) -> int:
+    if isinstance(top, bool) or not isinstance(top, (int, np.integer)) or top < 1:
+        raise ValueError(f"top must be an integer >= 1, got {top!r}")
+    return int(top)
+
+
+# ----------------------------------------------------------------------------------------------
+# command line
+# ----------------------------------------------------------------------------------------------
+
+def add_searcher_args(p: argparse.ArgumentParser) -> None:
+    """The options shared by `chad query` and `chad evaluate`."""
+    p.add_argument("--index", required=True, help="song index (the M_short one with --long-index)")
+    p.add_argument("--long-index", default=None,
+                   help="an M_long index: queries of 15 s or longer go there (M_fused)")
+    p.add_argument("--model", default=None, help="checkpoint (default: the one the index records)")
+    p.add_argument("--rerank", choices=RERANKERS, default="pearson")
+    p.add_argument("-k", "--candidates", type=int, default=5000, dest="k",
+                   help="candidate songs to re-rank (default 5000, capped by the index size)")
+    p.add_argument("--threads", type=int, default=None)
+    p.add_argument("--device", default=None)
+
+
+def make_searcher(args) -> Searcher | FusedSearcher:
+    kw = dict(rerank=args.rerank, k=args.k, threads=args.threads, device=args.device)
+    short = Searcher(args.index, fingerprinter=args.model, **kw)
+    if args.long_index:
+        return FusedSearcher(short, Searcher(args.long_index, **kw))
+    return short
+
+
+def add_cli(sub) -> None:
+    p = sub.add_parser("query", help="find the songs that recordings hum or sing",
+                       description="Query-by-humming: rank the songs of an index for each query file "
+                                   "(ANN candidates, then max-Pearson or DTW re-ranking).")
+    add_searcher_args(p)
+    p.add_argument("files", nargs="+", metavar="FILE", help="query audio files")
+    p.add_argument("--top", type=int, default=10, help="matches to print per query (default 10)")
+    p.add_argument("--json", action="store_true", help="print JSON (one object per line)")
+    p.set_defaults(func=_cli_query)
+
+
+def _fmt_time(t: float) -> str:
+    return f"{int(t // 60)}:{t % 60:05.2f}"
+
+
+def _cli_query(args) -> int:
+    if args.top < 1:
+        raise ValueError(f"--top must be >= 1, got {args.top}")
+    searcher = make_searcher(args)
+    rc = 0
+    for f in args.files:
+        try:
+            matches = searcher.query(f, top=args.top)
+        except (FileNotFoundError, ValueError, ChadError) as exc:
+            print(f"chad query: {f}: error: {exc}", file=sys.stderr)
+            rc = max(rc, 1 if isinstance(exc, ChadError) else 2)
+            continue
+        t = searcher.last_timing
+        if args.json:
+            print(json.dumps({"query": f, "matches": [m.to_dict() for m in matches],
+                              "timing": {k: v for k, v in t.items() if isinstance(v, (int, float, str))}}))
+            continue
+        print(f"{f}  ({t.get('duration_s', 0):.1f} s; ann {t.get('ann_s', 0) * 1e3:.0f} ms, "
+              f"rerank {t.get('rerank_s', 0) * 1e3:.0f} ms, {t.get('n_candidates', 0)} candidates)")
+        if not matches:
+            print("   no match (silent query or empty index)")
+        for m in matches:
+            print(f"  {m.rank:>3}  {m.score:7.4f}  at {_fmt_time(m.time_s):>8}  {m.song_id}"
+                  + (f"  ({m.title})" if m.title and m.title != m.song_id else ""))
+    return rc
