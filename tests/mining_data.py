@@ -6,12 +6,6 @@ import os
 
 import numpy as np
 
-try:  # TEMPORARY: stand-ins for parts not yet merged (see tests/_standins.py)
-    import _standins
-except ImportError:  # imported as tests.mining_data
-    from tests import _standins
-_standins.install()
-
 SR = 16000
 
 

@@ -6,7 +6,7 @@ import os
 
 import pytest
 
-import mining_data as md  # noqa: E402  (installs the temporary stand-ins)
+import mining_data as md
 
 from chadml import ChadError
 from chadml.loop import LoopConfig, read_logs, run_loop

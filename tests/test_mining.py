@@ -11,7 +11,7 @@ import time
 import numpy as np
 import pytest
 
-import mining_data as md  # noqa: E402  (installs the temporary stand-ins)
+import mining_data as md
 
 import chadsp
 from chadml import ChadError
