@@ -226,11 +226,12 @@ def run_loop(songs, hummings, out_dir: str | os.PathLike, *, config: LoopConfig 
 
     if not logs:
         train_s = train_model(0, Manifest(hum_rows), None)
-        ret, eval_s = evaluate(0, ("model", "raw"))
+        ret, eval_s = evaluate(0, ("model", "raw", "untrained"))
         n_train = sum(r.split == "train" for r in hum_rows)
         write_log(0, {"model": ckpt(0), "model_id": T.checkpoint_id(ckpt(0)), "trained_on": "H",
                       "train_groups": len({r.key for r in hum_rows if r.split == "train"}),
                       "train_fragments": n_train, "retrieval": ret["model"], "retrieval_raw": ret["raw"],
+                      "retrieval_untrained": ret["untrained"],
                       "seconds": {"train": train_s, "eval": eval_s}})
 
     latest: dict[str, list] = {}     # song -> its rows from the newest mining
