@@ -146,11 +146,11 @@ def main(argv: list[str] | None = None) -> int:
     blocks, failed = {}, []
     for name in names:
         t0 = time.perf_counter()
-        mod = load(name)
-        if not hasattr(mod, "cases"):   # a stand-alone script with its own arguments (e.g. a model to load)
-            print(f"\n## {name}: stand-alone (python bench/bench_{name}.py --help)", flush=True)
-            continue
         try:
+            mod = load(name)
+            if not hasattr(mod, "cases"):   # a stand-alone script with its own arguments (e.g. a model to load)
+                print(f"\n## {name}: stand-alone (python bench/bench_{name}.py --help)", flush=True)
+                continue
             rows = mod.cases(quick=args.quick)
         except Exception:  # noqa: BLE001 - report every module, then fail
             failed.append(name)
