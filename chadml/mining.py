@@ -919,14 +919,16 @@ def _nearest(xs: list[float], x: float):
     return min(xs, key=lambda y: abs(y - x)) if xs else None
 
 
-def _same_music_starts(original, version, t: float) -> list[float] | None:
-    """Every place in ``version`` where the music of original time ``t`` is sung (built-in corpus rows,
-    whose tunes repeat: see ``chadml.corpus.same_music_times``); None for rows without that metadata."""
+def _same_music_starts(original, version, t: float, duration: float) -> list[float] | None:
+    """Every place in ``version`` where the ``duration`` s of music from original time ``t`` are sung with
+    the same notes (built-in corpus rows, whose tunes repeat: see ``chadml.corpus.same_music_times``); None
+    for rows without that metadata."""
     extra_o, extra_v = getattr(original, "extra", {}) or {}, getattr(version, "extra", {}) or {}
     if not all(k in extra_o and k in extra_v for k in ("score_map", "pass_beats")):
         return None
     from .corpus import same_music_times
-    v = np.asarray(same_music_times(original, version, float(t)), dtype=np.float64).ravel()
+    v = np.asarray(same_music_times(original, version, float(t), duration=max(float(duration), 1e-3)),
+                   dtype=np.float64).ravel()
     return [float(x) for x in v if math.isfinite(x)]
 
 
@@ -940,11 +942,13 @@ def mining_precision(manifest, songs, tol: float = 0.5) -> dict:
 
     - ``*_strict``: the places where that moment of the original recording is sung in the cover
       (``chadml.data.map_time(..., all=True)`` of the cover's alignment: a repeated section counts twice);
-    - the headline ``precision``/``recall``: the places where the same *music* is sung. The built-in
-      corpus's songs repeat their tune, and the fragmentation keeps only the first of repeated fragments,
-      so a fragment of pass 1 rightly matches every pass of the cover; ``chadml.corpus.same_music_times``
-      gives those places for corpus rows (``score_map`` metadata). For other song tables the two truths
-      are the same.
+    - the headline ``precision``/``recall``: the places where the same *music* is sung: the fragment's
+      notes (pitches and durations, over its length in beats) are the notes sung from there. The built-in
+      corpus's songs repeat their tune and the tunes repeat their phrases (AABB), and the fragmentation
+      keeps only the first of repeated fragments, so a fragment of the first A rightly matches the second
+      A and every later pass of the cover (in CHAD such a cover fragment is a correct aligned fragment);
+      ``chadml.corpus.same_music_times`` (with ``duration``) gives those places for corpus rows
+      (``score_map`` metadata). For other song tables the two truths are the same.
 
     Precision: the share of relevant cover fragments that are correct. Recall: of the true aligned
     fragments (each mined original fragment x each cover of its song x each true place with the whole
@@ -982,8 +986,8 @@ def mining_precision(manifest, songs, tol: float = 0.5) -> dict:
         for c in table[sid][1]:
             strict = _shifted(lambda t: _true_starts(c.alignment, t), a)
             music = None
-            if _same_music_starts(orig_row, c, a) is not None:
-                music = _shifted(lambda t: _same_music_starts(orig_row, c, t), a)
+            if _same_music_starts(orig_row, c, a, d) is not None:
+                music = _shifted(lambda t: _same_music_starts(orig_row, c, t, d - (t - a)), a)
                 music_used = True
             truths[str(c.version_id)] = (music if music is not None else strict, strict, float(c.duration))
         for r in covs:
