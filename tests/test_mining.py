@@ -495,3 +495,14 @@ def test_cli_help_and_usage_errors(tmp_path, capsys):
     with pytest.raises(SystemExit) as e:
         main(["mine", "--songs", "x"])
     assert e.value.code == 2
+
+
+def test_cli_mining_options_reach_the_config():
+    import argparse
+    from chadml.mining import add_mining_options, config_from_args
+    p = argparse.ArgumentParser()
+    add_mining_options(p)
+    assert config_from_args(p.parse_args([])) == MiningConfig()
+    assert config_from_args(p.parse_args(["--paper-matching"])) == MiningConfig.paper()
+    c = config_from_args(p.parse_args(["--no-standardize", "--center", "--peak-margin", "-1", "--no-verify-tempo"]))
+    assert (c.standardize, c.center, c.peak_margin, c.verify_tempo, c.fit_tempo) == (False, True, None, False, True)
