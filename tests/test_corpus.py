@@ -256,3 +256,61 @@ def test_build_corpus_rejects_bad_arguments(tmp_path):
         corpus.build_corpus(tmp_path, n_songs=2, song_seconds=(30, 20))
     with pytest.raises(ValueError, match="ext"):
         corpus.build_corpus(tmp_path, n_songs=2, ext=".mp3")
+
+
+def _aabb_rows(seed=3):
+    """An AABB tune (8 quarter notes per section), sung twice, by an original and one cover (faster, with an
+    intro and a skipped or repeated section)."""
+    from chadml.data import SongRow
+    a = [60, 62, 64, 65, 67, 65, 64, 62]
+    b = [69, 71, 72, 71, 69, 67, 65, 64]
+    pitch = np.array(a + a + b + b[:-1] + [60], float)      # AABB' (the second ending differs)
+    tune = corpus.Tune("test/aabb/1", "AABB", "test", pitch, np.arange(32.0), np.ones(32), np.arange(0, 32, 4.0),
+                       "4/4", 120.0)
+    song = corpus.make_song(tune, "aabb", 2)
+    rng = np.random.default_rng(seed)
+    orig = corpus.plan_original(song, 0.5, 0.0, rng)
+    cov, _ = corpus.plan_cover(song, 0.5, 2.0, rng)
+    extra = {"pass_beats": repr(song.pass_beats), "tune_id": tune.id}
+    o = SongRow("aabb", "aabb-o", "original", alignment=[[0.0, 0.0], [orig.total, orig.total]],
+                extra={**extra, "score_map": json.dumps(corpus._score_map(orig)),
+                       "tune_notes": corpus.tune_notes_json(tune)})
+    c = SongRow("aabb", "aabb-c0", "cover", alignment=corpus._alignment(orig, cov),
+                extra={**extra, "score_map": json.dumps(corpus._score_map(cov))})
+    return o, c
+
+
+def test_same_music_times_counts_repeats_within_the_tune():
+    o, c = _aabb_rows()
+    om, cm = json.loads(o.extra["score_map"]), json.loads(c.extra["score_map"])
+    at = lambda m, beats: np.sort(np.concatenate([v[np.isfinite(v)] for v in map_time(m, np.asarray(beats, float), all=True)]))
+    t0 = float(map_time(om, 0.5))                    # half a beat into the first A, 3 beats long
+    got = corpus.same_music_times(o, c, t0, duration=1.5)
+    # the same notes: both A sections of both passes, wherever the cover sings them
+    assert np.allclose(got, at(cm, [0.5, 8.5, 32.5, 40.5]), atol=1e-6)
+    # the moment itself is among them (the strict truth is a subset)
+    for v in map_time(c.alignment, t0, all=True):
+        if np.isfinite(v):
+            assert np.min(np.abs(got - v)) < 1e-6
+    # 6 beats from beat 4 reach into the second A; from beat 12 the same span reaches B: only the passes
+    t1 = float(map_time(om, 4.0))
+    assert np.allclose(corpus.same_music_times(o, c, t1, duration=3.0), at(cm, [4.0, 36.0]), atol=1e-6)
+    # B and B' differ in their last note: a span over it is found once per pass, one covering B's start twice
+    t2 = float(map_time(om, 28.0))
+    assert np.allclose(corpus.same_music_times(o, c, t2, duration=2.0), at(cm, [28.0, 60.0]), atol=1e-6)
+    t3 = float(map_time(om, 16.0))
+    assert np.allclose(corpus.same_music_times(o, c, t3, duration=2.0), at(cm, [16.0, 24.0, 48.0, 56.0]), atol=1e-6)
+    # without a duration: the places of the same moment of the tune (whole passes)
+    assert np.allclose(np.sort(corpus.same_music_times(o, c, np.array([t0]))[0]), at(cm, [0.5, 32.5]), atol=1e-6)
+    # a moment between passes of the original is sung nowhere
+    gap = float(map_time(om, 32.0)) + 0.2           # after the end of the first pass
+    assert np.all(np.isnan(corpus.same_music_times(o, c, gap, duration=2.0)))
+    with pytest.raises(ValueError, match="duration"):
+        corpus.same_music_times(o, c, t0, duration=0)
+
+
+def test_same_music_beats_compares_pitch_and_timing():
+    n = np.array([[0, 1, 60], [1, 2, 62], [2, 3, 60], [3, 4, 62], [4, 5.5, 60], [5.5, 6, 62]], float)
+    assert corpus.same_music_beats(n, 0.0, 2.0).tolist() == [0.0, 2.0]      # 4..6 has other durations
+    assert corpus.same_music_beats(n, 0.0, 3.5).tolist() == [0.0]          # 2..5.5 runs into the long note
+    assert corpus.same_music_beats(n, 0.25, 1.5).tolist() == [0.25, 2.25]  # mid-note starts line up too

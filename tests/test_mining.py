@@ -1,6 +1,7 @@
 """Algorithm 1 (chadml.mining): fragmentation, uniqueness, matching, resumable mining, engines, bad input."""
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import signal
@@ -54,6 +55,11 @@ def test_config_defaults_are_the_papers_and_roundtrip():
         MiningConfig(embed="both")
     with pytest.raises(ValueError, match="unknown keys"):
         MiningConfig.from_dict({"dmin": 3})
+    # the matching defaults go beyond the paper (measured: see MiningConfig); paper() is the paper's
+    assert (c.standardize, c.fit_tempo, c.verify_tempo, c.peak_margin) == (True, True, True, 0.05)
+    p = MiningConfig.paper()
+    assert not (p.center or p.standardize or p.fit_tempo or p.verify_tempo or p.refine) and p.peak_margin is None
+    assert (p.d_min, p.beta_rel, p.alpha_corr) == (c.d_min, c.beta_rel, c.alpha_corr)
 
 
 # ---------------------------------------------------------------------------------------- fragmentation
@@ -207,8 +213,8 @@ def test_match_refine_places_between_steps():
     seq, half = fine[0::2], np.ascontiguousarray(fine[1::2])    # a step is 2 fine samples; half: +1/2 step
     frag = seq[100:140]                                         # fine 200.. = half-index 99.5 = 24.875 s
     emb = Embedding(half, _grid(len(half)), 3.0, len(half) * 0.25 + 2.75)
-    plain = match_fragment(frag, 0.0, 12.5, emb, MiningConfig(beta_irrel=0.9, beta_rel=0.9))
-    refined = match_fragment(frag, 0.0, 12.5, emb, MiningConfig(beta_irrel=0.9, beta_rel=0.9, refine=True))
+    plain = match_fragment(frag, 0.0, 12.5, emb, MiningConfig(beta_irrel=0.9, beta_rel=0.9, fit_tempo=False))
+    refined = match_fragment(frag, 0.0, 12.5, emb, MiningConfig(beta_irrel=0.9, beta_rel=0.9, refine=True, fit_tempo=False))
     assert len(plain) == len(refined) == 1
     assert abs(refined[0].start - 24.875) < abs(plain[0].start - 24.875)
 
@@ -223,13 +229,68 @@ def test_fit_tempo_places_the_start_of_a_faster_or_slower_cover(fp, tempo):
     a, b = 1.0, 15.0
     fps, off = fragment_fingerprints(emb, a, b)
     truth = 2.0                                        # the cover sings the fragment's start at 2.0 s
-    rigid = match_fragment(fps, off, b - a, emb_c, MiningConfig(beta_rel=0.4, beta_irrel=0.3))
-    fitted = match_fragment(fps, off, b - a, emb_c, MiningConfig(beta_rel=0.4, beta_irrel=0.3, fit_tempo=True))
+    paper = MiningConfig.paper(MiningConfig(beta_rel=0.4, beta_irrel=0.3))
+    rigid = match_fragment(fps, off, b - a, emb_c, paper)
+    fitted = match_fragment(fps, off, b - a, emb_c, dataclasses.replace(paper, fit_tempo=True))
     assert len(rigid) == len(fitted) == 1
     # a rigid match aligns the middle: the start is off by about (tempo - 1) * d / 2
     assert abs(rigid[0].start - truth) > 0.5
     assert abs(fitted[0].start - truth) < 0.3, (rigid[0].start, fitted[0].start)
     assert fitted[0].end - fitted[0].start == pytest.approx(b - a)
+
+
+def test_standardize_gives_unit_variance_dimensions_also_to_fragments_embedded_alone(fp):
+    rng = np.random.default_rng(7)
+    y, _ = md.vocal([1.0, md.phrase(rng, 9.0), 2.0, md.phrase(rng, 11.0), 1.0])
+    biased = _Biased(fp)
+    emb = embed(biased, y, standardize=True)
+    assert np.abs(emb.fps.mean(axis=0)).max() < 1e-4
+    moving = emb.fps.std(axis=0) > 0
+    assert np.allclose(emb.fps.std(axis=0)[moving], 1.0, atol=1e-3)
+    raw = biased.from_audio(y)[0]
+    own, _ = fragment_fingerprints(emb, 1.0, 10.0, y=y, fingerprinter=biased, mode="fragment")
+    sliced, off = fragment_fingerprints(emb, 1.0, 10.0, y=y, fingerprinter=biased)
+    # the fragment's own pass gets the recording's mean and scale: it matches its slice near perfectly
+    assert np.allclose(emb.fps, (raw - emb.mean) / emb.scale, atol=1e-4)
+    assert chadsp.max_pearson(own[1:-1], sliced)[0] > 0.9
+    with pytest.raises(TypeError, match="standardize"):
+        MiningConfig(standardize=1)
+
+
+def _cover_with(frag, places, rng, n=200, noise=None):
+    c = rng.standard_normal((n, frag.shape[1])).astype(np.float32)
+    for lag, amount in places:
+        c[lag:lag + len(frag)] = frag + amount * rng.standard_normal(frag.shape).astype(np.float32)
+    return Embedding(c, _grid(n), 3.0, n * 0.25 + 2.75)
+
+
+def test_peak_margin_keeps_true_repeats_and_demotes_weaker_side_peaks():
+    rng = np.random.default_rng(3)
+    frag = rng.standard_normal((30, 16)).astype(np.float32)
+    cover = _cover_with(frag, [(20, 0.05), (80, 0.05), (140, 1.2)], rng)     # two repeats, one side peak
+    paper = MiningConfig.paper()
+    plain = match_fragment(frag, 0.0, 10.0, cover, paper)
+    assert [(m.lag, m.relevant) for m in plain] == [(20, True), (80, True), (140, True)]
+    assert 0.5 < plain[2].score < 0.8
+    margin = match_fragment(frag, 0.0, 10.0, cover, dataclasses.replace(paper, peak_margin=0.1))
+    assert [(m.lag, m.relevant) for m in margin] == [(20, True), (80, True), (140, False)]
+    assert [m.score for m in margin] == [m.score for m in plain]
+    with pytest.raises(ValueError, match="peak_margin"):
+        MiningConfig(peak_margin=-0.1)
+
+
+def test_verify_tempo_demotes_a_peak_whose_ends_do_not_match():
+    rng = np.random.default_rng(4)
+    frag = rng.standard_normal((30, 16)).astype(np.float32)
+    half = frag.copy()
+    half[:10] = rng.standard_normal((10, 16))            # only the middle and the end are in the cover
+    cover = _cover_with(half, [(50, 0.05)], rng)
+    cover.fps[100:130] = frag                            # ... and the whole fragment later
+    fit = dataclasses.replace(MiningConfig.paper(), fit_tempo=True)
+    plain = match_fragment(frag, 0.0, 10.0, cover, fit)
+    verified = match_fragment(frag, 0.0, 10.0, cover, dataclasses.replace(fit, verify_tempo=True))
+    assert [(m.lag, m.relevant) for m in plain] == [(50, True), (100, True)]
+    assert [(m.lag, m.relevant) for m in verified] == [(50, False), (100, True)]
 
 
 def test_match_cover_shorter_than_fragment_raises():
@@ -434,3 +495,14 @@ def test_cli_help_and_usage_errors(tmp_path, capsys):
     with pytest.raises(SystemExit) as e:
         main(["mine", "--songs", "x"])
     assert e.value.code == 2
+
+
+def test_cli_mining_options_reach_the_config():
+    import argparse
+    from chadml.mining import add_mining_options, config_from_args
+    p = argparse.ArgumentParser()
+    add_mining_options(p)
+    assert config_from_args(p.parse_args([])) == MiningConfig()
+    assert config_from_args(p.parse_args(["--paper-matching"])) == MiningConfig.paper()
+    c = config_from_args(p.parse_args(["--no-standardize", "--center", "--peak-margin", "-1", "--no-verify-tempo"]))
+    assert (c.standardize, c.center, c.peak_margin, c.verify_tempo, c.fit_tempo) == (False, True, None, False, True)
