@@ -40,7 +40,7 @@ setup(
     ],
     extras_require={
         "test": ["pytest>=7", "hypothesis>=6.90", "pytest-timeout", "psutil", "librosa>=0.10",
-                 "dtaidistance>=2.3", "pyarrow"],
+                 "dtaidistance>=2.3", "pyarrow", "ray>=2.9"],
         "bench": ["pytest-benchmark>=4", "psutil", "librosa>=0.10", "dtaidistance>=2.3", "stumpy>=1.12"],
         "separation": ["spleeter-thomasesr==3.0.0a1"],
         "distributed": ["ray>=2.9"],

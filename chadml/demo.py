@@ -125,15 +125,21 @@ def run_demo(out_dir: str | os.PathLike = "chad-demo", *, config: DemoConfig | N
     _stage("5/5 results")
     results = {"format_version": FORMAT_VERSION, "config": _jsonable(dataclasses.asdict(config)),
                "songs": len(song_list), "queries": len(queries), "table": rows,
-               "fragment_retrieval": {"M0": logs[0].get("retrieval"), "M0_raw": logs[0].get("retrieval_raw"),
-                                      "M1": logs[1].get("retrieval") if len(logs) > 1 else None},
+               "fragment_retrieval": {"M0": logs[0].get("retrieval"), "M1": logs[1].get("retrieval") if len(logs) > 1
+                                      else None, "untrained": logs[0].get("retrieval_untrained"),
+                                      "raw": logs[0].get("retrieval_raw")},
                "mining": {k: logs[1].get(k) for k in ("groups", "relevant", "uncertain", "precision", "recall",
                                                        "hours")} if len(logs) > 1 else None,
                "seconds": timings, "out": out}
     atomic_write_text(os.path.join(out, "results.json"), json.dumps(results, indent=1, sort_keys=True))
     table = format_table(rows)
-    atomic_write_text(os.path.join(out, "results.md"), table + "\n")
+    frag = format_fragment_table(results["fragment_retrieval"])
+    atomic_write_text(os.path.join(out, "results.md"), "## Songs (held-out hummings as queries)\n\n" + table +
+                      "\n\n## Fragments (each held-out humming window against all original windows)\n\n" + frag + "\n")
+    print("songs: held-out hummings against every original song")
     print(table)
+    print("\nfragments: each held-out humming window against all original windows")
+    print(frag)
     if results["mining"]:
         m = results["mining"]
         print(f"\nmining with M_0: {m['groups']} groups ({m['relevant']} relevant, {m['uncertain']} uncertain), "
@@ -209,6 +215,17 @@ def format_table(rows: list[dict]) -> str:
     for r in rows:
         lines.append(f"| {r['method']} | {_fmt(r['top1'])} | {_fmt(r['top10'])} | {_fmt(r['mrr'])} | "
                      f"{r['seconds_per_query']:.3f} |")
+    return "\n".join(lines)
+
+
+def format_fragment_table(frag: dict) -> str:
+    lines = ["| encoder | top-1 | top-10 | MRR | query windows |", "|---|---|---|---|---|"]
+    names = {"M0": "M0 (trained on hummings)", "M1": "M1 (hummings + mined covers)",
+             "untrained": "untrained ResNet18", "raw": "raw CQT, Pearson (no encoder)"}
+    for key, name in names.items():
+        r = frag.get(key)
+        if r:
+            lines.append(f"| {name} | {_fmt(r['top1'])} | {_fmt(r['top10'])} | {_fmt(r['mrr'])} | {int(r['queries'])} |")
     return "\n".join(lines)
 
 

@@ -409,7 +409,8 @@ def fragment_retrieval(fingerprinter, manifest, *, split: str | None = "test", b
 
     A query window (a humming fragment's analysis window) hits when the best-scoring original window
     belongs to its group. ``methods`` may add ``"raw"``: the same windows matched by the Pearson
-    correlation of their raw features (the no-learning baseline). Returns
+    correlation of their raw features (the no-learning baseline), and ``"untrained"``: an encoder of
+    the same architecture with freshly initialised weights (seed 0). Returns
     ``{method: {"top1", "top10", "mrr", "queries", "targets"}}``.
     """
     from .features import make_windows
@@ -433,15 +434,20 @@ def fragment_retrieval(fingerprinter, manifest, *, split: str | None = "test", b
     ql, tl = np.asarray(ql), np.asarray(tl)
     out = {}
     for m in methods:
-        if m == "model":
-            from .encoder import fingerprint
-            qe = fingerprint(fingerprinter.model, qw, device=fingerprinter.device)
-            te = fingerprint(fingerprinter.model, tw, device=fingerprinter.device)
+        if m in ("model", "untrained"):
+            from .encoder import ResNet18Encoder, fingerprint
+            model = fingerprinter.model
+            if m == "untrained":
+                with torch.random.fork_rng(devices=[]):
+                    torch.manual_seed(0)
+                    model = ResNet18Encoder.from_config(model.config())
+            qe = fingerprint(model, qw, device=fingerprinter.device)
+            te = fingerprint(model, tw, device=fingerprinter.device)
             sim = qe @ te.T
         elif m == "raw":
             sim = _pearson_matrix(qw.reshape(len(qw), -1), tw.reshape(len(tw), -1))
         else:
-            raise ValueError(f"unknown method {m!r}; expected 'model' or 'raw'")
+            raise ValueError(f"unknown method {m!r}; expected 'model', 'untrained' or 'raw'")
         out[m] = _rank_metrics(sim, ql, tl)
     return out
 

@@ -161,8 +161,8 @@ def test_rank_metrics_on_known_similarities():
 def test_fragment_retrieval_reports_model_and_raw(tmp_path, manifest, bank):
     out = tmp_path / "m.pt"
     train(manifest, out, config=TrainConfig(**{**TINY, "epochs": 1}), bank=bank, progress_bar=False)
-    res = fragment_retrieval(load_fingerprinter(out), manifest, split="test", methods=("model", "raw"))
-    for m in ("model", "raw"):
+    res = fragment_retrieval(load_fingerprinter(out), manifest, split="test", methods=("model", "raw", "untrained"))
+    for m in ("model", "raw", "untrained"):
         assert set(res[m]) == {"top1", "top10", "mrr", "queries", "targets"}
         assert 0 <= res[m]["top1"] <= res[m]["top10"] <= 1 and res[m]["queries"] > 0
     with pytest.raises(ValueError, match="unknown method"):

@@ -1,0 +1,436 @@
+"""Algorithm 1 (chadml.mining): fragmentation, uniqueness, matching, resumable mining, engines, bad input."""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+import mining_data as md
+
+import chadsp
+from chadml import ChadError
+from chadml.mining import (Embedding, MiningConfig, correlation_matrix, embed, fragment_fingerprints,
+                           fragment_grid, fragmentation, match_fragment, mine, mine_song, mining_precision,
+                           read_summary, unique_fragments)
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+SR = md.SR
+
+
+@pytest.fixture(scope="module")
+def fp():
+    return md.FeatureFingerprinter()
+
+
+@pytest.fixture(scope="module")
+def songs_dir(tmp_path_factory):
+    d = tmp_path_factory.mktemp("songs")
+    table, truth = md.make_songs(str(d), n_songs=3, n_covers=2)
+    path = str(d / "songs.csv")
+    table.write(path)
+    return d, path, table, truth
+
+
+# ----------------------------------------------------------------------------------------------- config
+def test_config_defaults_are_the_papers_and_roundtrip():
+    c = MiningConfig()
+    assert (c.d_min, c.d_max) == (8.0, 20.0)
+    assert c.pauses == (0.5, 1.0, 1.5)
+    assert c.db_levels == (52.0, 56.0, 60.0, 64.0, 68.0)
+    assert (c.alpha_corr, c.beta_rel, c.beta_irrel) == (0.8, 0.5, 0.3)
+    d = json.loads(json.dumps(c.to_dict()))
+    assert MiningConfig.from_dict(d) == c
+    with pytest.raises(ValueError, match="beta_irrel"):
+        MiningConfig(beta_rel=0.3, beta_irrel=0.5)
+    with pytest.raises(ValueError, match="d_min"):
+        MiningConfig(d_min=21.0)
+    with pytest.raises(ValueError, match="embed"):
+        MiningConfig(embed="both")
+    with pytest.raises(ValueError, match="unknown keys"):
+        MiningConfig.from_dict({"dmin": 3})
+
+
+# ---------------------------------------------------------------------------------------- fragmentation
+def test_unique_fragments_drops_the_later_of_each_close_pair():
+    c = np.array([[1.0, 0.9375, 0.1, 0.875],
+                  [0.9375, 1.0, 0.2, 0.1],
+                  [0.1, 0.2, 1.0, 0.3],
+                  [0.875, 0.1, 0.3, 1.0]], np.float32)
+    # 1 is a copy of 0, 3 of 0: both dropped; 2 kept; exactly alpha stays (not "higher than")
+    assert unique_fragments(c, 0.8).tolist() == [0, 2]
+    assert unique_fragments(c, 0.875).tolist() == [0, 2, 3]
+    assert unique_fragments(np.eye(3), 0.8).tolist() == [0, 1, 2]
+
+
+def test_correlation_matrix_is_max_pearson_with_shorter_as_query():
+    rng = np.random.default_rng(3)
+    a = rng.standard_normal((40, 16)).astype(np.float32)
+    b = rng.standard_normal((25, 16)).astype(np.float32)
+    c = correlation_matrix([a, b, a[7:30] + 0.1 * rng.standard_normal((23, 16)).astype(np.float32)])
+    assert c.shape == (3, 3) and np.allclose(c, c.T) and np.allclose(np.diag(c), 1)
+    assert c[0, 1] == pytest.approx(chadsp.max_pearson(b, a)[0], abs=1e-6)
+    assert c[0, 2] > 0.95 and abs(c[0, 1]) < 0.3
+
+
+def test_fragmentation_finds_known_phrases_and_drops_the_repeat(fp):
+    rng = np.random.default_rng(7)
+    p0, p1, p2 = md.phrase(rng, 9.0), md.phrase(rng, 11.0), md.phrase(rng, 8.5)
+    # p1 has a 0.3 s breath inside: bridged by every pause length; the repeat of p0 must be dropped
+    p1 = np.concatenate([p1[: 5 * SR], md.silence(0.3), p1[5 * SR:]])
+    y, bounds = md.vocal([1.0, p0, 2.0, p1, 2.0, p0, 2.0, p2, 1.0])
+    grid = fragment_grid(y, MiningConfig())
+    assert [g for g, _ in grid][:6] == [(0.5, 52.0), (0.5, 56.0), (0.5, 60.0), (0.5, 64.0), (0.5, 68.0), (1.0, 52.0)]
+    assert len(grid) == 15
+    emb = embed(fp, y)
+    frag = fragmentation(y, emb, MiningConfig(), fingerprinter=fp)
+    expect = [bounds[0], bounds[1], bounds[3]]      # bounds[2] is the repeat of p0
+    assert frag.fragments.shape == (3, 2)
+    # RMS frames of 512 samples with 2048-sample windows: edges within 0.15 s
+    assert np.allclose(frag.fragments, np.asarray(expect), atol=0.15), frag.fragments
+    # every grid point gives the same 4 candidates here, so the first grid point is kept (line 12 tie rule)
+    assert (frag.pause, frag.db_level) == (0.5, 52.0)
+    assert all(g["candidates"] == 4 and g["unique"] == 3 for g in frag.grid)
+    assert len(frag.fingerprints) == 3 and all(len(f) > 0 for f, _ in frag.fingerprints)
+
+
+def test_fragmentation_picks_the_grid_point_with_most_unique_fragments(fp):
+    rng = np.random.default_rng(11)
+    # three 6 s phrases, 0.8 s apart: alone each is shorter than d_min; a 1.0 s pause merges two at a time
+    # (12.8 s) but not three (19.6 s <= 20 s: merged as one by 1.0 and 1.5) -- so the count per pause differs
+    ps = [md.phrase(rng, 6.0) for _ in range(5)]
+    y, _ = md.vocal([1.0, ps[0], 0.8, ps[1], 3.0, ps[2], 0.8, ps[3], 3.0, ps[4], 1.0])
+    frag = fragmentation(y, embed(fp, y), MiningConfig(), fingerprinter=fp)
+    counts = {(g["pause"], g["db_level"]): g["unique"] for g in frag.grid}
+    assert counts[(0.5, 52.0)] == 0            # nothing bridges a 0.8 s pause
+    assert counts[(1.0, 52.0)] == 2            # [p0 p1], [p2 p3]
+    assert frag.pause == 1.0 and len(frag.fragments) == 2
+
+
+class _Biased:
+    """A fingerprinter whose every window shares a large common component (a weak model)."""
+
+    def __init__(self, fp):
+        self.fp, self.window_config = fp, fp.window_config
+        self.bias = np.random.default_rng(9).standard_normal(128).astype(np.float32) * 0.5
+
+    def from_audio(self, audio, sr=SR):
+        z, s = self.fp.from_audio(audio, sr)
+        return z + self.bias, s
+
+
+def test_center_removes_a_component_shared_by_all_windows(fp):
+    rng = np.random.default_rng(7)
+    y, bounds = md.vocal([1.0, md.phrase(rng, 9.0), 2.0, md.phrase(rng, 11.0), 2.0, md.phrase(rng, 8.5), 1.0])
+    biased = _Biased(fp)
+    plain = fragmentation(y, embed(biased, y), MiningConfig(), fingerprinter=biased)
+    assert len(plain.fragments) == 1            # every pair of fragments correlates above alpha_corr
+    emb = embed(biased, y, center=True)
+    assert np.abs(emb.fps.mean(axis=0)).max() < 1e-5
+    centred = fragmentation(y, emb, MiningConfig(center=True), fingerprinter=biased)
+    assert len(centred.fragments) == 3
+    # a fragment embedded on its own has the recording's mean removed too
+    own, _ = fragment_fingerprints(emb, 1.0, 10.0, y=y, fingerprinter=biased, mode="fragment")
+    assert np.abs(own.mean(axis=0)).max() < 0.2
+
+
+def test_silent_or_short_original_gives_no_fragment(fp):
+    y = md.silence(30.0)
+    assert all(len(iv) <= 1 for _, iv in fragment_grid(y))
+    rng = np.random.default_rng(0)
+    y, _ = md.vocal([1.0, md.phrase(rng, 5.0), 1.0])
+    frag = fragmentation(y, embed(fp, y), MiningConfig(), fingerprinter=fp)
+    assert len(frag.fragments) == 0 and frag.pause is None
+
+
+# -------------------------------------------------------------------------------------------- embedding
+def test_slice_offsets_and_fallback(fp):
+    rng = np.random.default_rng(5)
+    y, _ = md.vocal([1.0, md.phrase(rng, 12.0), 1.0])
+    emb = embed(fp, y)
+    step = emb.step_s
+    fps, off = fragment_fingerprints(emb, 1.1, 11.0)
+    assert 0 <= off < step + 1e-9
+    i0 = int(np.searchsorted(emb.starts, 1.1 - 1e-3))
+    assert np.array_equal(fps, emb.fps[i0:i0 + len(fps)])
+    assert emb.starts[i0 + len(fps) - 1] + emb.window_s <= 11.0 + 1e-3
+    own = fp.from_audio(y[int(1.1 * SR):int(11.0 * SR)])[0]
+    assert len(own) - 1 <= len(fps) <= len(own)
+    fps2, off2 = fragment_fingerprints(emb, 1.1, 11.0, y=y, fingerprinter=fp, mode="fragment")
+    assert off2 == 0.0 and np.array_equal(fps2, own)
+    # on the track's window grid the slice is the fragment's own pass up to the features' edge context
+    a = float(emb.starts[6])
+    fa, oa = fragment_fingerprints(emb, a, a + 9.0)
+    own = fp.from_audio(y[int(round(a * SR)):int(round((a + 9.0) * SR))])[0]
+    assert oa == 0.0 and len(fa) == len(own)
+    cos = np.sum(fa * own, axis=1)
+    assert np.median(cos) > 0.95, cos
+
+
+# --------------------------------------------------------------------------------------------- matching
+def _grid(n, step=0.25):
+    return np.arange(n) * step
+
+
+def test_match_finds_planted_fragment_at_the_right_lag():
+    """Fingerprint level, no model: the cover is the original's slice plus noise at a known offset."""
+    rng = np.random.default_rng(42)
+    orig = rng.standard_normal((300, 32)).astype(np.float32)
+    frag = orig[100:160]                                  # windows 100..159 of the original
+    cover = 0.8 * rng.standard_normal((400, 32)).astype(np.float32)
+    cover[230:290] = frag + 0.3 * rng.standard_normal((60, 32)).astype(np.float32)       # relevant
+    cover[40:100] = 0.45 * frag + 0.9 * rng.standard_normal((60, 32)).astype(np.float32)  # uncertain
+    emb = Embedding(cover, _grid(400), 3.0, 400 * 0.25 + 2.75)
+    offset = 0.1                                          # the fragment starts 0.1 s before its first window
+    dur = 60 * 0.25 + 2.75 + offset
+    m = match_fragment(frag, offset, dur, emb, MiningConfig())
+    assert [x.lag for x in m] == [40, 230]
+    assert [x.relevant for x in m] == [False, True]
+    assert m[1].score > 0.9 and 0.3 <= m[0].score < 0.5
+    assert m[1].start == pytest.approx(230 * 0.25 - offset)
+    assert all(x.end - x.start == pytest.approx(dur) for x in m)
+    # with beta_irrel above the uncertain match, only the relevant one is left
+    m2 = match_fragment(frag, offset, dur, emb, MiningConfig(beta_irrel=m[0].score + 0.01))
+    assert [x.lag for x in m2] == [230]
+
+
+def test_match_refine_places_between_steps():
+    rng = np.random.default_rng(0)
+    # smooth sequences (so neighbouring lags correlate): a half-step shift is recovered by the parabola
+    from scipy.ndimage import gaussian_filter1d
+    fine = gaussian_filter1d(rng.standard_normal((801, 24)), sigma=2.0, axis=0).astype(np.float32)
+    seq, half = fine[0::2], np.ascontiguousarray(fine[1::2])    # a step is 2 fine samples; half: +1/2 step
+    frag = seq[100:140]                                         # fine 200.. = half-index 99.5 = 24.875 s
+    emb = Embedding(half, _grid(len(half)), 3.0, len(half) * 0.25 + 2.75)
+    plain = match_fragment(frag, 0.0, 12.5, emb, MiningConfig(beta_irrel=0.9, beta_rel=0.9))
+    refined = match_fragment(frag, 0.0, 12.5, emb, MiningConfig(beta_irrel=0.9, beta_rel=0.9, refine=True))
+    assert len(plain) == len(refined) == 1
+    assert abs(refined[0].start - 24.875) < abs(plain[0].start - 24.875)
+
+
+@pytest.mark.parametrize("tempo", [0.87, 1.15])
+def test_fit_tempo_places_the_start_of_a_faster_or_slower_cover(fp, tempo):
+    rng = np.random.default_rng(21)
+    notes = md.melody(rng, 14.0)
+    y, _ = md.vocal([1.0, md.sing(notes), 1.0])
+    cover, _ = md.vocal([2.0, md.sing(notes, tempo=tempo), 4.0])
+    emb, emb_c = embed(fp, y), embed(fp, cover)
+    a, b = 1.0, 15.0
+    fps, off = fragment_fingerprints(emb, a, b)
+    truth = 2.0                                        # the cover sings the fragment's start at 2.0 s
+    rigid = match_fragment(fps, off, b - a, emb_c, MiningConfig(beta_rel=0.4, beta_irrel=0.3))
+    fitted = match_fragment(fps, off, b - a, emb_c, MiningConfig(beta_rel=0.4, beta_irrel=0.3, fit_tempo=True))
+    assert len(rigid) == len(fitted) == 1
+    # a rigid match aligns the middle: the start is off by about (tempo - 1) * d / 2
+    assert abs(rigid[0].start - truth) > 0.5
+    assert abs(fitted[0].start - truth) < 0.3, (rigid[0].start, fitted[0].start)
+    assert fitted[0].end - fitted[0].start == pytest.approx(b - a)
+
+
+def test_match_cover_shorter_than_fragment_raises():
+    rng = np.random.default_rng(0)
+    frag = rng.standard_normal((50, 8)).astype(np.float32)
+    emb = Embedding(frag[:30].copy(), _grid(30), 3.0, 10.0)
+    with pytest.raises(ValueError, match="fewer than the fragment"):
+        match_fragment(frag, 0.0, 15.0, emb)
+
+
+def test_match_drops_matches_running_past_the_cover():
+    rng = np.random.default_rng(1)
+    frag = rng.standard_normal((20, 8)).astype(np.float32)
+    cover = rng.standard_normal((60, 8)).astype(np.float32)
+    cover[0:20] = frag
+    emb = Embedding(cover, _grid(60), 3.0, 60 * 0.25 + 2.75)
+    # the fragment starts 2 s before its first window: a match at lag 0 would start at -2 s
+    assert match_fragment(frag, 2.0, 10.0, emb) == []
+    assert len(match_fragment(frag, 0.1, 10.0, emb)) == 1        # within half a step: moved to 0
+
+
+# ---------------------------------------------------------------------------------------- whole songs
+def test_mine_song_groups_are_aligned_and_of_equal_duration(songs_dir, fp):
+    d, path, table, truth = songs_dir
+    o, covers = table.songs()["song000"]
+    res = mine_song("song000", o, covers, fp)
+    assert res["status"] == "ok" and res["skipped"] == []
+    assert len(res["groups"]) == 2
+    for g, (a, b) in zip(res["groups"], truth["song000"]):
+        assert g["start"] == pytest.approx(a, abs=0.15) and g["end"] == pytest.approx(b, abs=0.15)
+        assert len(g["matches"]) >= 2
+        for m in g["matches"]:
+            assert m["end"] - m["start"] == pytest.approx(g["end"] - g["start"], abs=2e-3)
+        for c in covers:
+            off = c.alignment[0][1]
+            ms = [m for m in g["matches"] if m["version_id"] == c.version_id and m["relevant"]]
+            assert len(ms) == 1 and ms[0]["start"] == pytest.approx(g["start"] + off, abs=0.2)
+    assert res["timing"]["encoder"] > 0
+
+
+def test_mine_writes_manifest_precision_and_plots(songs_dir, fp, tmp_path):
+    d, path, table, truth = songs_dir
+    out = tmp_path / "mined.csv"
+    man = mine(table, fp, out, workdir=tmp_path / "work", plots_dir=tmp_path / "plots", progress=False)
+    assert out.exists()
+    groups = man.groups()
+    assert len(groups) == 6
+    for rows in groups.values():
+        assert rows[0].audio_type == "original" and rows[0].id == rows[0].key + "/0"
+        assert all(r.audio_type == "cover" for r in rows[1:])
+        assert [r.true_offset for r in rows[1:] if not r.check_by_crowdsource] == \
+            pytest.approx([r.start for r in rows[1:] if not r.check_by_crowdsource], abs=0.3)
+        assert len({round(r.duration, 3) for r in rows}) == 1
+        assert all(r.start >= 0 for r in rows)
+    pr = mining_precision(man, table)
+    assert pr["precision"] == 1.0 and pr["recall"] == 1.0, pr
+    assert pr["relevant"] == 12 and pr["true_fragments"] == 12
+    s = read_summary(tmp_path / "work")
+    assert s["songs"] == 3 and s["skipped"] == [] and s["groups"] == 6 and s["relevant"] == 12
+    pngs = sorted(os.listdir(tmp_path / "plots"))
+    assert len(pngs) == 3 and all(open(tmp_path / "plots" / p, "rb").read(8) == b"\x89PNG\r\n\x1a\n" for p in pngs)
+    # a rerun does not mine again (and gives the same manifest, byte for byte)
+    before = out.read_bytes()
+    t = time.perf_counter()
+    mine(table, fp, out, workdir=tmp_path / "work", progress=False)
+    assert out.read_bytes() == before and read_summary(tmp_path / "work")["timing"]["songs_this_run"] == 0
+    assert time.perf_counter() - t < 2.0
+    # another config on the same workdir is refused
+    with pytest.raises(ChadError, match="another mining config"):
+        mine(table, fp, out, workdir=tmp_path / "work", config=MiningConfig(beta_rel=0.6), progress=False)
+
+
+def test_mining_precision_counts_wrong_and_uncertain_apart(songs_dir, fp, tmp_path):
+    d, path, table, truth = songs_dir
+    man = mine(table, fp, tmp_path / "m.csv", workdir=tmp_path / "w", progress=False, song_ids=["song001"])
+    pr0 = mining_precision(man, table)
+    rel = [r for r in man.rows if r.audio_type == "cover" and not r.check_by_crowdsource]
+    n = len(rel)
+    assert pr0["precision"] == 1.0 and pr0["relevant"] == n == pr0["true_fragments"] == 4
+    u0, u0_ok = pr0["uncertain"], pr0["uncertain_correct"]
+    rel[0].start += 1.0                           # now wrong
+    rel[1].check_by_crowdsource = True            # now uncertain (still at the right place)
+    pr = mining_precision(man, table)
+    assert pr["relevant"] == n - 1 and pr["relevant_correct"] == n - 2
+    assert pr["precision"] == pytest.approx((n - 2) / (n - 1))
+    assert pr["uncertain"] == u0 + 1 and pr["uncertain_correct"] == u0_ok + 1
+    assert pr["recall"] == pytest.approx((n - 2) / n) and pr["recall_with_uncertain"] == pytest.approx((n - 1) / n)
+
+
+def test_bad_inputs_are_skipped_and_the_rest_mined(songs_dir, fp, tmp_path):
+    from chadml.audio import save
+    from chadml.data import SongTable
+    d, path, table, truth = songs_dir
+    good = [r for r in table.rows if r.song_id == "song000"]
+    o, covers = table.songs()["song000"]
+    silent = str(tmp_path / "silent.wav")
+    save(silent, md.silence(30.0), SR)
+    corrupt = str(tmp_path / "corrupt.wav")
+    with open(corrupt, "wb") as f:
+        f.write(b"RIFF\x00\x00\x00\x00WAVEfmt garbage")
+    short = str(tmp_path / "short.wav")
+    save(short, md.tone(60, 5.0), SR)
+    rows = list(good)
+    rows += md.song_rows("bad-silent", silent, 30.0, [("bad-silent-c", covers[0].path, covers[0].duration, 0.0)])
+    rows += md.song_rows("bad-nocovers", o.path, o.duration, [])
+    rows += md.song_rows("bad-corrupt-orig", corrupt, 30.0, [("bad-corrupt-orig-c", covers[0].path, 30.0, 0.0)])
+    # song000 again, with a corrupt cover and a cover shorter than every fragment, beside a good cover
+    rows += md.song_rows("mixed", o.path, o.duration,
+                         [("mixed-c0", covers[0].path, covers[0].duration, covers[0].alignment[0][1]),
+                          ("mixed-corrupt", corrupt, 30.0, 0.0), ("mixed-short", short, 5.0, 0.0)])
+    rows += md.song_rows("bad-missing", str(tmp_path / "nope.wav"), 30.0, [("bad-missing-c", covers[0].path, 30.0, 0.0)])
+    t = SongTable(rows)
+    man = mine(t, fp, tmp_path / "m.csv", workdir=tmp_path / "w", progress=False)
+    s = read_summary(tmp_path / "w")
+    reasons = {k["song_id"]: k["reason"] for k in s["skipped"]}
+    assert set(reasons) == {"bad-silent", "bad-nocovers", "bad-corrupt-orig", "bad-missing"}
+    assert "silent" in reasons["bad-silent"]
+    assert reasons["bad-nocovers"] == "no covers"
+    assert "unreadable" in reasons["bad-corrupt-orig"] and "unreadable" in reasons["bad-missing"]
+    cov = {k["version_id"]: k["reason"] for k in s["skipped_covers"]}
+    assert "unreadable" in cov["mixed-corrupt"] and "shorter than 2 of 2" in cov["mixed-short"]
+    songs_mined = {r.group_id for r in man.rows}
+    assert songs_mined == {"song000", "mixed"}
+    assert {r.source_id for r in man.rows if r.group_id == "mixed"} == {"mixed-o", "mixed-c0"}
+
+
+# ---------------------------------------------------------------------------------- interruption, engines
+_SCRIPT = """
+import sys
+sys.path[:0] = [{root!r}, {tests!r}]
+import mining_data
+from chadml.data import SongTable
+from chadml.mining import mine
+mine(SongTable.read(sys.argv[1]), mining_data.FeatureFingerprinter(), sys.argv[2], workdir=sys.argv[3],
+     progress=False)
+"""
+
+
+def test_sigkill_midway_then_rerun_gives_the_same_manifest(tmp_path, fp):
+    table, _ = md.make_songs(str(tmp_path / "audio"), n_songs=5, n_covers=1, seed=3)
+    songs = str(tmp_path / "songs.csv")
+    table.write(songs)
+    script = tmp_path / "run_mine.py"
+    script.write_text(_SCRIPT.format(root=ROOT, tests=os.path.join(ROOT, "tests")))
+    # the reference: an uninterrupted run in this process
+    ref = tmp_path / "ref.csv"
+    mine(table, fp, ref, workdir=tmp_path / "ref.work", progress=False)
+
+    out, work = tmp_path / "out.csv", tmp_path / "out.work"
+    proc = subprocess.Popen([sys.executable, str(script), songs, str(out), str(work)])
+    done_dir = work / "songs"
+    deadline = time.time() + 60
+    try:
+        while time.time() < deadline and proc.poll() is None:
+            if done_dir.exists() and any(p.endswith(".json") for p in os.listdir(done_dir)):
+                break
+            time.sleep(0.005)
+        assert proc.poll() is None, "the mining process ended before it could be killed"
+        os.kill(proc.pid, signal.SIGKILL)
+    finally:
+        proc.wait()
+    assert proc.returncode == -signal.SIGKILL
+    n_done = len([p for p in os.listdir(done_dir) if p.endswith(".json")])
+    assert 1 <= n_done < 5
+    assert not out.exists()
+    # no half-written files are taken for results
+    for p in os.listdir(done_dir):
+        if p.endswith(".json"):
+            json.load(open(done_dir / p))
+    r = subprocess.run([sys.executable, str(script), songs, str(out), str(work)], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    assert out.read_bytes() == ref.read_bytes()
+    assert read_summary(work)["timing"]["songs_this_run"] == 5 - n_done
+
+
+def test_ray_engine_gives_the_same_manifest_as_local(songs_dir, fp, tmp_path):
+    ray = pytest.importorskip("ray")
+    d, path, table, truth = songs_dir
+    local = tmp_path / "local.csv"
+    mine(table, fp, local, workdir=tmp_path / "lw", progress=False)
+    os.environ["PYTHONPATH"] = os.pathsep.join([ROOT, os.path.join(ROOT, "tests"), os.environ.get("PYTHONPATH", "")])
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    try:
+        remote = tmp_path / "ray.csv"
+        mine(table, fp, remote, workdir=tmp_path / "rw", engine="ray", progress=False)
+    finally:
+        ray.shutdown()
+    assert remote.read_bytes() == local.read_bytes()
+    assert read_summary(tmp_path / "rw")["groups"] == read_summary(tmp_path / "lw")["groups"] > 0
+
+
+# ------------------------------------------------------------------------------------------------ CLI
+def test_cli_help_and_usage_errors(tmp_path, capsys):
+    from chadml.cli import main
+    with pytest.raises(SystemExit) as e:
+        main(["mine", "--help"])
+    assert e.value.code == 0
+    assert "--engine" in capsys.readouterr().out
+    assert main(["mine", "--model", str(tmp_path / "no.pt"), "--songs", str(tmp_path / "no.csv"),
+                 "--out", str(tmp_path / "o.csv")]) == 2
+    assert "no such file" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as e:
+        main(["mine", "--songs", "x"])
+    assert e.value.code == 2
