@@ -721,3 +721,55 @@ class F0DtwSearcher:
             out.append(Match(idx.song_ids[i], idx.titles[i], float(scores[i]), float(ts), r + 1))
         self.last_timing = {**timing, "rerank_s": t2 - t1, "total_s": time.perf_counter() - t0}
         return out
+
+
+# ------------------------------------------------------------------------------------------------
+# command line: chad f0-index
+# ------------------------------------------------------------------------------------------------
+
+def add_cli(sub) -> None:
+    from .separation import add_separator_args
+    p = sub.add_parser("f0-index", help="pitch contours of songs for the f0 + DTW matcher",
+                       description="The classical query-by-humming baseline's index: a CREPE pitch contour of "
+                                   "every song (for `chad evaluate --method f0-dtw`, `chad compare` and "
+                                   "`chad query --rerank dtw-f0`).")
+    s = p.add_subparsers(dest="f0_command", metavar="ACTION")
+    b = s.add_parser("build", help="compute the songs' contours into a new F0 index")
+    b.add_argument("--songs", required=True, help="folder of audio files, or a song table (originals)")
+    b.add_argument("--out", required=True, help="F0 index directory (e.g. INDEX/f0, beside a song index)")
+    b.add_argument("--crepe-model", choices=("tiny", "full"), default="tiny",
+                   help="CREPE network (tiny: ~10x real time on 2 CPU cores; full: ~0.3x)")
+    b.add_argument("--hop", type=int, default=160, help="CREPE hop in samples at 16 kHz (default 160 = 10 ms)")
+    b.add_argument("--overwrite", action="store_true", help="replace an existing F0 index")
+    b.add_argument("--skip-bad", action="store_true", help="leave out unreadable songs (default: abort)")
+    b.add_argument("--device", default=None)
+    add_separator_args(b)
+    b.set_defaults(func=_cli_build)
+    i = s.add_parser("info", help="describe an F0 index")
+    i.add_argument("--index", required=True)
+    i.set_defaults(func=_cli_info)
+    p.set_defaults(func=lambda args: (p.print_help(), 2)[1])
+
+
+def _cli_build(args) -> int:
+    from .index import song_items
+    from .separation import separator_from_args
+    sep = separator_from_args(args)
+    cfg = F0Config(crepe_model=args.crepe_model, hop_length=args.hop)
+    idx = F0Index.build(args.out, song_items(args.songs), cfg, separator=sep, overwrite=args.overwrite,
+                        on_error="skip" if args.skip_bad else "raise",
+                        progress_bar=not getattr(args, "quiet", False), device=args.device)
+    c = idx.catalog
+    rt = c["audio_seconds"] / c["build_seconds"] if c.get("build_seconds") else float("nan")
+    print(f"{len(idx)} songs ({c['audio_seconds'] / 3600:.2f} h, {len(idx.pitch)} contour frames) -> {idx.dir} in "
+          f"{c['build_seconds']:.1f} s ({rt:.1f}x real time, CREPE {cfg.crepe_model})")
+    return 0
+
+
+def _cli_info(args) -> int:
+    idx = F0Index.open(args.index)
+    c = idx.catalog
+    print(json.dumps({k: c[k] for k in ("format_version", "chad_version", "config", "frames", "separator",
+                                        "audio_seconds", "build_seconds") if k in c} | {"songs": len(idx)},
+                     indent=1))
+    return 0

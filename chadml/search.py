@@ -84,6 +84,8 @@ class Searcher:
         needs an F0 index of the same songs: ``f0_index``).
     f0_index : an :class:`chadml.baseline.F0Index` or its directory, for ``rerank="dtw-f0"``
         (default: ``<index>/f0``).
+    separator : a :class:`chadml.separation.Separator` (or name) applied to the query first, for queries
+        sung over accompaniment (default: identity; hummings need none).
     k : candidate songs to re-rank (5000), capped by the collection size.
     neighbors : FAISS neighbours per query fingerprint (default: enough to fill ``k``, 64..2048).
     nprobe : IVF lists visited (default: the index's stored value).
@@ -101,7 +103,7 @@ class Searcher:
     def __init__(self, index, *, fingerprinter=None, rerank: str = "pearson", k: int = 5000,
                  neighbors: int | None = None, nprobe: int | None = None, band: int | None = None,
                  threads: int | None = None, max_query_s: float | None = 60.0, auto_refresh: bool = True,
-                 device=None, f0_index=None):
+                 device=None, f0_index=None, separator=None):
         if rerank not in RERANKERS:
             raise ValueError(f"rerank must be one of {RERANKERS}, got {rerank!r}")
         for name, v, lo in (("k", k, 1), ("neighbors", neighbors, 1), ("nprobe", nprobe, 1),
@@ -119,6 +121,8 @@ class Searcher:
             self._fingerprinter = self._load_fingerprinter(fingerprinter)
         self.last_timing: dict = {}
         self.last_reason: str | None = None     # why the last query was answered differently (dtw-f0)
+        from .separation import get_separator
+        self.separator = get_separator(separator)
         self._f0 = self._query_contour = None
         if rerank == "dtw-f0":
             from .baseline import F0DtwSearcher
@@ -175,6 +179,10 @@ class Searcher:
             raise ValueError("the query audio is empty (0 samples)")
         dur = len(y) / y_sr
         timing["duration_s"] = dur
+        if getattr(self.separator, "name", None) != "identity":
+            t1 = time.perf_counter()
+            y = np.ascontiguousarray(self.separator.separate(y, y_sr), dtype=np.float32)
+            timing["separation_s"] = time.perf_counter() - t1
         if float(np.max(np.abs(y))) < SILENCE_PEAK:
             log.warning("the query (%.2f s) is silent (peak below -80 dBFS): no matches", dur)
             self.last_timing = {**timing, "fingerprint_s": 0.0, "ann_s": 0.0, "rerank_s": 0.0,
@@ -437,13 +445,16 @@ def add_searcher_args(p: argparse.ArgumentParser) -> None:
                    help="candidate songs to re-rank (default 5000, capped by the index size)")
     p.add_argument("--threads", type=int, default=None)
     p.add_argument("--device", default=None)
+    from .separation import add_separator_args
+    add_separator_args(p, what="queries (for singing over accompaniment; hummings need none)")
 
 
 def make_searcher(args) -> Searcher | FusedSearcher:
     if not args.index:
         raise ValueError("--index is required (a song index built by `chad index build`)")
+    from .separation import separator_from_args
     kw = dict(rerank=args.rerank, k=args.k, threads=args.threads, device=args.device,
-              f0_index=getattr(args, "f0_index", None))
+              f0_index=getattr(args, "f0_index", None), separator=separator_from_args(args))
     short = Searcher(args.index, fingerprinter=args.model, **kw)
     if args.long_index:
         return FusedSearcher(short, Searcher(args.long_index, **kw))
