@@ -21,6 +21,8 @@ COMMANDS = [
     "chadml.index",
     "chadml.search",
     "chadml.evaluate",
+    "chadml.baseline",
+    "chadml.compare",
     "chadml.demo",
 ]
 

@@ -270,6 +270,9 @@ def add_cli(sub) -> None:
                        description="Run every audio file of a folder as a query and score the rank of its song "
                                    "(MIREX QBSH protocol: top-1/3/5/10/100 hit rate and MRR).")
     add_searcher_args(p)
+    p.add_argument("--method", choices=("encoder", "f0-dtw"), default="encoder",
+                   help="encoder: the index's model + re-ranking (default); f0-dtw: the classical f0 + DTW "
+                        "matcher over --f0-index (no learning, no --index needed)")
     p.add_argument("--queries", required=True, help="folder of query audio files (query id = file stem)")
     p.add_argument("--truth", required=True, help="CSV with columns query (file stem) and song (song id)")
     p.add_argument("--json", default=None, metavar="OUT", help="write the report (overall + per query) here")
@@ -288,7 +291,13 @@ def _cli_evaluate(args) -> int:
     queries = [(q, p) for q, p in queries if q in truth]
     if not queries:
         raise ValueError(f"none of the query files under {args.queries} is in {args.truth}")
-    searcher = make_searcher(args)
+    if args.method == "f0-dtw":
+        from .baseline import F0DtwSearcher
+        if not args.f0_index:
+            raise ValueError("--method f0-dtw needs --f0-index DIR (built by `chad f0-index build`)")
+        searcher = F0DtwSearcher(args.f0_index, threads=args.threads, device=args.device)
+    else:
+        searcher = make_searcher(args)
     rep = evaluate(searcher, queries, truth, progress_bar=not getattr(args, "quiet", False), on_error="miss")
     print(rep.summary())
     failed = sum(1 for q in rep.per_query if "error" in q)

@@ -856,15 +856,19 @@ class SongIndex:
         self.add_fingerprint_items([(song_id, fps, meta)], on_exists=on_exists, progress_bar=False)
 
     def add_songs(self, items: Iterable, fingerprinter, *, sr: int = 16000, on_exists: str = "error",
-                  on_error: str = "raise", progress_bar: bool = True, total: int | None = None) -> list[str]:
+                  on_error: str = "raise", progress_bar: bool = True, total: int | None = None,
+                  separator=None) -> list[str]:
         """Fingerprint and add songs in one atomic write (all or none).
 
         ``items``: ``(song_id, audio or path, title)`` (title optional). A path is read with
         :func:`chadml.audio.load` (any format soundfile reads, resampled to 16 kHz mono); an array is
         mono audio at ``sr``. The fingerprinter must be the index's model (same id and configs).
         ``on_error``: "raise" (a song that cannot be read aborts the whole add) or "skip" (it is
-        left out with a warning). Returns the ids added.
+        left out with a warning). ``separator``: a :class:`chadml.separation.Separator` (or name) applied
+        to each song before fingerprinting (default: identity). Returns the ids added.
         """
+        from .separation import get_separator
+        separator = get_separator(separator)
         if on_error not in ("raise", "skip"):
             raise ValueError(f"on_error must be 'raise' or 'skip', got {on_error!r}")
         self.check_compatible(model_id=fingerprinter_id(fingerprinter), config=fingerprinter)
@@ -889,6 +893,7 @@ class SongIndex:
                         y, y_sr = _mono(src, "audio"), sr
                     if len(y) == 0:
                         raise ValueError(f"song {song_id!r} has no audio")
+                    y = separator.separate(y, y_sr)
                     fps, _ = fingerprinter.from_audio(y, sr=y_sr)
                 except (ChadError, ValueError, FileNotFoundError, RuntimeError) as exc:
                     if on_error == "raise":
@@ -1038,6 +1043,7 @@ def _get(r, key, default=None):
 
 
 def add_cli(sub) -> None:
+    from .separation import add_separator_args
     p = sub.add_parser("index", help="build, extend, shrink or describe a song index",
                        description="Song index: FAISS over every fingerprint of every song, a SQLite catalog "
                                    "and a memory-mapped fingerprint store.")
@@ -1052,6 +1058,7 @@ def add_cli(sub) -> None:
     b.add_argument("--dtype", choices=("float32", "float16"), default="float32", help="fingerprint store type")
     b.add_argument("--skip-bad", action="store_true", help="leave out unreadable songs (default: abort)")
     b.add_argument("--device", default=None)
+    add_separator_args(b)
     b.set_defaults(func=_cli_build)
     a = s.add_parser("add", help="add songs to an index (all or none)",
                      description="Fingerprint songs and add them to an index in one atomic write.")
@@ -1080,7 +1087,9 @@ def _quiet(args) -> bool:
 
 
 def _cli_build(args) -> int:
+    from .separation import separator_from_args
     from .train import checkpoint_id, load_fingerprinter
+    separator = separator_from_args(args)
     items = song_items(args.songs)
     fp = load_fingerprinter(args.model, device=args.device)
     idx = SongIndex.create(args.out, fingerprinter=fp, model_id=checkpoint_id(args.model),
@@ -1088,7 +1097,8 @@ def _cli_build(args) -> int:
     fp.model_id = idx.model_id
     t0 = time.perf_counter()
     try:
-        idx.add_songs(items, fp, progress_bar=not _quiet(args), on_error="skip" if args.skip_bad else "raise")
+        idx.add_songs(items, fp, progress_bar=not _quiet(args), on_error="skip" if args.skip_bad else "raise",
+                      separator=separator)
     except BaseException:
         shutil.rmtree(idx.dir, ignore_errors=True)     # we created it: leave no half-built index behind
         raise

@@ -1152,10 +1152,12 @@ def _cli_mine(args) -> int:
         ids = sorted((s for s in songs.songs() if s in keep), key=str)
     else:
         ids = None
+    from .separation import separator_from_args
+    separator = separator_from_args(args)
     fp = load_fingerprinter(args.model)
     man = mine(songs, fp, args.out, config=config, workdir=args.workdir, engine=args.engine, address=args.address,
                plots_dir=args.plots, progress=not (prog.QUIET or getattr(args, "quiet", False)), song_ids=ids,
-               model_id=checkpoint_id(args.model))
+               model_id=checkpoint_id(args.model), separator=separator)
     s = read_summary(args.workdir or args.out + ".work")
     print(f"{s['songs']} songs ({len(s['skipped'])} skipped): {s['groups']} groups, {s['relevant']} relevant + "
           f"{s['uncertain']} uncertain cover fragments, {s['hours']:.2f} h -> {args.out}")
@@ -1184,4 +1186,6 @@ def add_cli(subparsers) -> None:
     p.add_argument("--precision", action="store_true",
                    help="print mining precision/recall against the song table's true alignments")
     add_mining_options(p)
+    from .separation import add_separator_args
+    add_separator_args(p, what="originals and covers")
     p.set_defaults(func=_cli_mine)

@@ -42,7 +42,7 @@ log = logging.getLogger(__name__)
 
 __all__ = ["Match", "Searcher", "FusedSearcher", "RERANKERS", "load_query_audio"]
 
-RERANKERS = ("pearson", "dtw")
+RERANKERS = ("pearson", "dtw", "dtw-f0")
 SILENCE_PEAK = 1e-4        # a query whose peak amplitude is below this (-80 dBFS) is silence
 
 
@@ -78,8 +78,14 @@ class Searcher:
     index : path or SongIndex
     fingerprinter : the model (a ``Fingerprinter`` or a checkpoint path); default: the checkpoint the
         index records. It must be the index's model: another one is an ``IndexMismatchError``.
-    rerank : "pearson" (max Pearson over lags; the default, for real recordings) or "dtw"
-        (subsequence DTW, cosine cost, score = -cost; for MIDI-like references).
+    rerank : "pearson" (max Pearson over lags; the default, for real recordings), "dtw"
+        (subsequence DTW, cosine cost, score = -cost; for MIDI-like references) or "dtw-f0" (the ANN
+        candidates re-ranked by the classical f0 + DTW matcher, :class:`chadml.baseline.F0DtwSearcher`;
+        needs an F0 index of the same songs: ``f0_index``).
+    f0_index : an :class:`chadml.baseline.F0Index` or its directory, for ``rerank="dtw-f0"``
+        (default: ``<index>/f0``).
+    separator : a :class:`chadml.separation.Separator` (or name) applied to the query first, for queries
+        sung over accompaniment (default: identity; hummings need none).
     k : candidate songs to re-rank (5000), capped by the collection size.
     neighbors : FAISS neighbours per query fingerprint (default: enough to fill ``k``, 64..2048).
     nprobe : IVF lists visited (default: the index's stored value).
@@ -97,7 +103,7 @@ class Searcher:
     def __init__(self, index, *, fingerprinter=None, rerank: str = "pearson", k: int = 5000,
                  neighbors: int | None = None, nprobe: int | None = None, band: int | None = None,
                  threads: int | None = None, max_query_s: float | None = 60.0, auto_refresh: bool = True,
-                 device=None):
+                 device=None, f0_index=None, separator=None):
         if rerank not in RERANKERS:
             raise ValueError(f"rerank must be one of {RERANKERS}, got {rerank!r}")
         for name, v, lo in (("k", k, 1), ("neighbors", neighbors, 1), ("nprobe", nprobe, 1),
@@ -114,6 +120,14 @@ class Searcher:
         if fingerprinter is not None:
             self._fingerprinter = self._load_fingerprinter(fingerprinter)
         self.last_timing: dict = {}
+        self.last_reason: str | None = None     # why the last query was answered differently (dtw-f0)
+        from .separation import get_separator
+        self.separator = get_separator(separator)
+        self._f0 = self._query_contour = None
+        if rerank == "dtw-f0":
+            from .baseline import F0DtwSearcher
+            self._f0 = F0DtwSearcher(f0_index if f0_index is not None else os.path.join(self.index.dir, "f0"),
+                                     threads=threads, device=device)
 
     # ---- the model ---------------------------------------------------------------------------
 
@@ -158,12 +172,17 @@ class Searcher:
         """
         t0 = time.perf_counter()
         top = _check_top(top)
+        self.last_reason = None
         y, y_sr = load_query_audio(audio, sr)
         timing = {"load_s": time.perf_counter() - t0}
         if len(y) == 0:
             raise ValueError("the query audio is empty (0 samples)")
         dur = len(y) / y_sr
         timing["duration_s"] = dur
+        if getattr(self.separator, "name", None) != "identity":
+            t1 = time.perf_counter()
+            y = np.ascontiguousarray(self.separator.separate(y, y_sr), dtype=np.float32)
+            timing["separation_s"] = time.perf_counter() - t1
         if float(np.max(np.abs(y))) < SILENCE_PEAK:
             log.warning("the query (%.2f s) is silent (peak below -80 dBFS): no matches", dur)
             self.last_timing = {**timing, "fingerprint_s": 0.0, "ann_s": 0.0, "rerank_s": 0.0,
@@ -182,7 +201,14 @@ class Searcher:
         t1 = time.perf_counter()
         fps, _ = self.fingerprinter.from_audio(y, sr=y_sr)
         timing["fingerprint_s"] = time.perf_counter() - t1
-        out = self.query_fingerprints(fps, top=top)
+        if self._f0 is not None:
+            t1 = time.perf_counter()
+            self._query_contour = self._f0.contour(y, y_sr)
+            timing["f0_s"] = time.perf_counter() - t1
+        try:
+            out = self.query_fingerprints(fps, top=top)
+        finally:
+            self._query_contour = None
         self.last_timing = {**timing, **self.last_timing, "total_s": time.perf_counter() - t0}
         return out
 
@@ -258,6 +284,11 @@ class Searcher:
         """Scores (higher is better) and lags (matched fingerprint index in the song) of the songs at ``cand``."""
         if self.rerank == "dtw":
             return self._rerank_dtw(q, cand)
+        if self.rerank == "dtw-f0":
+            return self._rerank_f0(q, cand)
+        return self._rerank_pearson(q, cand)
+
+    def _rerank_pearson(self, q: np.ndarray, cand: np.ndarray) -> tuple[np.ndarray, np.ndarray, int]:
         import chadsp
         from concurrent.futures import ThreadPoolExecutor
         idx = self.index
@@ -322,6 +353,36 @@ class Searcher:
         return scores, lags, int(idx._lengths[cand].sum())
 
 
+    def _rerank_f0(self, q: np.ndarray, cand: np.ndarray) -> tuple[np.ndarray, np.ndarray, int]:
+        """The f0 + DTW matcher on the candidates (score: minus the RMS semitone error; lag: the window
+        the match starts in). A query with no melody falls back to max-Pearson re-ranking (logged)."""
+        c = self._query_contour
+        if c is None:
+            raise ValueError("rerank='dtw-f0' needs the query audio (its pitch contour): call query(), "
+                             "not query_fingerprints()")
+        if len(c) == 0:
+            log.warning("dtw-f0: the query has no melody (no voiced frames): max-Pearson re-ranking instead")
+            self.last_reason = "no melody in the query: re-ranked by max Pearson instead of f0 + DTW"
+            return self._rerank_pearson(q, cand)
+        f0 = self._f0.index
+        songs = self.index.songs()
+        ids = [songs[i].song_id for i in cand]
+        have = np.array([sid in f0 for sid in ids])
+        if not have.all():
+            log.warning("dtw-f0: %d of %d candidate songs are not in the F0 index %s (ranked last)",
+                        int((~have).sum()), len(ids), f0.dir)
+        pos = np.array([f0.position(sid) for sid, h in zip(ids, have) if h], np.int64)
+        scores = np.full(len(ids), -np.inf, np.float32)
+        lags = np.zeros(len(ids), np.int64)
+        if len(pos):
+            sc, starts = self._f0.score(c, pos)
+            scores[have] = sc
+            t = np.array([f0.time_s[f0.offsets[p] + s] if f0.offsets[p + 1] > f0.offsets[p] else 0.0
+                          for p, s in zip(pos, starts)])
+            lags[have] = np.floor(t / self.index.step_s + 1e-6).astype(np.int64)
+        return scores, lags, int(f0.offsets[pos + 1].sum() - f0.offsets[pos].sum()) if len(pos) else 0
+
+
 class FusedSearcher:
     """M_fused: queries shorter than ``threshold_s`` go to the M_short searcher, the others to M_long.
 
@@ -371,19 +432,29 @@ def _check_top(top) -> int:
 
 def add_searcher_args(p: argparse.ArgumentParser) -> None:
     """The options shared by `chad query` and `chad evaluate`."""
-    p.add_argument("--index", required=True, help="song index (the M_short one with --long-index)")
+    p.add_argument("--index", default=None, help="song index (the M_short one with --long-index); required "
+                   "except for --method f0-dtw")
     p.add_argument("--long-index", default=None,
                    help="an M_long index: queries of 15 s or longer go there (M_fused)")
     p.add_argument("--model", default=None, help="checkpoint (default: the one the index records)")
-    p.add_argument("--rerank", choices=RERANKERS, default="pearson")
+    p.add_argument("--rerank", choices=RERANKERS, default="pearson",
+                   help="re-ranking of the ANN candidates (dtw-f0: the f0 + DTW matcher, needs --f0-index)")
+    p.add_argument("--f0-index", default=None, help="F0 index (`chad f0-index build`) for --rerank dtw-f0 "
+                   "(default: INDEX/f0)")
     p.add_argument("-k", "--candidates", type=int, default=5000, dest="k",
                    help="candidate songs to re-rank (default 5000, capped by the index size)")
     p.add_argument("--threads", type=int, default=None)
     p.add_argument("--device", default=None)
+    from .separation import add_separator_args
+    add_separator_args(p, what="queries (for singing over accompaniment; hummings need none)")
 
 
 def make_searcher(args) -> Searcher | FusedSearcher:
-    kw = dict(rerank=args.rerank, k=args.k, threads=args.threads, device=args.device)
+    if not args.index:
+        raise ValueError("--index is required (a song index built by `chad index build`)")
+    from .separation import separator_from_args
+    kw = dict(rerank=args.rerank, k=args.k, threads=args.threads, device=args.device,
+              f0_index=getattr(args, "f0_index", None), separator=separator_from_args(args))
     short = Searcher(args.index, fingerprinter=args.model, **kw)
     if args.long_index:
         return FusedSearcher(short, Searcher(args.long_index, **kw))
