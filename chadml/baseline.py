@@ -40,21 +40,8 @@ from . import ChadError
 
 log = logging.getLogger(__name__)
 
-__all__ = ["RawFeatureSearcher", "RawMatch", "F0Config", "f0_contour", "contour_from_f0", "F0Index",
+__all__ = ["RawFeatureSearcher", "F0Config", "f0_contour", "contour_from_f0", "F0Index",
            "F0IndexError", "F0DtwSearcher", "F0_FORMAT_VERSION"]
-
-
-@dataclass(frozen=True)
-class RawMatch:
-    song_id: str
-    title: str
-    score: float
-    time_s: float
-    rank: int
-
-    def to_dict(self) -> dict:
-        return {"song_id": self.song_id, "title": self.title, "score": self.score, "time_s": self.time_s,
-                "rank": self.rank}
 
 
 class RawFeatureSearcher:
@@ -95,23 +82,24 @@ class RawFeatureSearcher:
     def __len__(self) -> int:
         return len(self.song_ids)
 
-    def query(self, audio, sr: int = 16000, top: int = 10) -> list[RawMatch]:
+    def query(self, audio, sr: int = 16000, top: int = 10) -> list:
         import chadsp
 
-        from .audio import load, resample
+        from .audio import resample
         from .features import extract_features
+        from .search import Match, _check_top, load_query_audio
         t0 = time.perf_counter()
-        if isinstance(audio, np.ndarray):
-            y = audio if sr == self.feature_config.sr else resample(audio, sr, self.feature_config.sr)
-        else:
-            y = load(audio, sr=self.feature_config.sr)
+        top = _check_top(top)
+        y, y_sr = load_query_audio(audio, sr)
+        if y_sr != self.feature_config.sr:
+            y = resample(y, y_sr, self.feature_config.sr)
         q = np.ascontiguousarray(extract_features(y, self.feature_config).T)
         t1 = time.perf_counter()
         scores, lags = chadsp.rerank(q, (self.data, self.offsets), threads=self.threads)
         order = np.argsort(-scores, kind="stable")[:top]
         self.last_timing = {"features": t1 - t0, "rerank": time.perf_counter() - t1}
         fr = self.feature_config.frame_rate
-        return [RawMatch(self.song_ids[i], self.titles[i], float(scores[i]), float(lags[i]) / fr, r + 1)
+        return [Match(self.song_ids[i], self.titles[i], float(scores[i]), float(lags[i]) / fr, r + 1)
                 for r, i in enumerate(order)]
 
 

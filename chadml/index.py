@@ -34,7 +34,6 @@ import argparse
 import contextlib
 import fcntl
 import glob
-import hashlib
 import json
 import logging
 import math
@@ -114,18 +113,9 @@ def fingerprinter_id(fingerprinter) -> str:
     mid = getattr(fingerprinter, "model_id", None)
     if mid:
         return str(mid)
-    import torch
-    model = fingerprinter.model
-    h = hashlib.sha256()
-    h.update(json.dumps({"encoder_config": model.config(),
-                         "feature_config": fingerprinter.feature_config.to_dict(),
-                         "window_config": fingerprinter.window_config.to_dict()}, sort_keys=True).encode())
-    state = model.state_dict()
-    for k in sorted(state):
-        t = state[k].detach().cpu().contiguous()
-        h.update(k.encode())
-        h.update(t.numpy().tobytes() if t.dtype != torch.bfloat16 else t.float().numpy().tobytes())
-    return h.hexdigest()[:16]
+    from .train import model_id
+    return model_id(fingerprinter.model.config(), fingerprinter.feature_config.to_dict(),
+                    fingerprinter.window_config.to_dict(), fingerprinter.model.state_dict())
 
 
 def _connect(path: str, *, write: bool = False) -> sqlite3.Connection:

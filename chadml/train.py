@@ -41,7 +41,7 @@ FORMAT_VERSION = 1
 
 __all__ = [
     "TrainConfig", "FragmentBank", "GroupBatchSampler", "train", "save_checkpoint", "load_checkpoint",
-    "load_fingerprinter", "checkpoint_id", "fragment_retrieval", "FORMAT_VERSION",
+    "load_fingerprinter", "checkpoint_id", "model_id", "fragment_retrieval", "FORMAT_VERSION",
 ]
 
 
@@ -245,17 +245,23 @@ def load_fingerprinter(path: str | os.PathLike, *, device=None):
                          WindowConfig.from_dict(state["window_config"]), device=device)
 
 
-def checkpoint_id(path: str | os.PathLike) -> str:
-    """A stable id of a checkpoint's model: sha256 of its weights and feature/window/encoder configs."""
-    state = load_checkpoint(path)
+def model_id(encoder_config: dict, feature_config: dict, window_config: dict, state_dict) -> str:
+    """The id of a model: sha256 of its encoder/feature/window configs (sorted JSON) and its weights,
+    first 16 hex digits. :func:`checkpoint_id` and :func:`chadml.index.fingerprinter_id` both use it."""
     h = hashlib.sha256()
-    h.update(json.dumps({k: state[k] for k in ("encoder_config", "feature_config", "window_config")},
-                        sort_keys=True).encode())
-    for k in sorted(state["model"]):
-        t = state["model"][k].contiguous()
+    h.update(json.dumps({"encoder_config": encoder_config, "feature_config": feature_config,
+                         "window_config": window_config}, sort_keys=True).encode())
+    for k in sorted(state_dict):
+        t = state_dict[k].detach().cpu().contiguous()
         h.update(k.encode())
         h.update(t.numpy().tobytes() if t.dtype != torch.bfloat16 else t.float().numpy().tobytes())
     return h.hexdigest()[:16]
+
+
+def checkpoint_id(path: str | os.PathLike) -> str:
+    """A stable id of a checkpoint's model (see :func:`model_id`)."""
+    state = load_checkpoint(path)
+    return model_id(state["encoder_config"], state["feature_config"], state["window_config"], state["model"])
 
 
 # ----------------------------------------------------------------------------------------------
