@@ -45,9 +45,9 @@ class DemoConfig:
     test_fraction: float = 0.25
     width: int = 32
     batch_size: int = 32
-    epochs0: int = 60
-    epochs: int = 30
-    minutes: float = 3.0          # wall-time cap of each training (M_0, M_1)
+    epochs0: int = 150
+    epochs: int = 80
+    minutes: float = 4.0          # wall-time cap of each training (M_0, M_1): bounds the demo on a slow machine
     steps_per_epoch: int | None = 20
     seed: int = 0
     k: int = 5000
