@@ -214,11 +214,7 @@ class Searcher:
 
     def query_batch(self, audios: Iterable, sr: int = 16000, top: int = 10) -> list[list[Match]]:
         """:meth:`query` for each item; :attr:`batch_timing` holds each query's timing."""
-        out, self.batch_timing = [], []
-        for a in audios:
-            out.append(self.query(a, sr=sr, top=top))
-            self.batch_timing.append(dict(self.last_timing))
-        return out
+        return _query_each(self, audios, sr, top)
 
     def candidates(self, fps: np.ndarray) -> np.ndarray:
         """Catalog positions of the candidate songs for query fingerprints ``fps``, best first."""
@@ -413,11 +409,17 @@ class FusedSearcher:
         return out
 
     def query_batch(self, audios: Iterable, sr: int = 16000, top: int = 10) -> list[list[Match]]:
-        out, self.batch_timing = [], []
-        for a in audios:
-            out.append(self.query(a, sr=sr, top=top))
-            self.batch_timing.append(dict(self.last_timing))
-        return out
+        """:meth:`query` for each item; :attr:`batch_timing` holds each query's timing."""
+        return _query_each(self, audios, sr, top)
+
+
+def _query_each(searcher, audios: Iterable, sr: int, top: int) -> list[list[Match]]:
+    """``searcher.query`` for each item, keeping each query's timing in ``searcher.batch_timing``."""
+    out, searcher.batch_timing = [], []
+    for a in audios:
+        out.append(searcher.query(a, sr=sr, top=top))
+        searcher.batch_timing.append(dict(searcher.last_timing))
+    return out
 
 
 def _check_top(top) -> int:
