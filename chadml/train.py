@@ -52,6 +52,9 @@ class TrainConfig:
     ``steps_per_epoch=None`` means one pass over the groups (``ceil(n_groups / groups_per_batch)``).
     ``max_minutes`` stops after the first epoch that ends past that wall time (the checkpoint is
     complete and resumable). ``width`` is the encoder's base channel count (64 = ResNet18).
+    ``lr_schedule``: ``"constant"`` (the paper) or ``"cosine"``: epoch ``e`` (from 0) of ``epochs`` runs at
+    ``lr * (0.05 + 0.95 * (1 + cos(pi * e / epochs)) / 2)``, from ``lr`` down to 5 % of it (set per epoch,
+    so a resumed run follows the same schedule).
     """
 
     epochs: int = 100
@@ -66,6 +69,7 @@ class TrainConfig:
     steps_per_epoch: int | None = None
     max_minutes: float | None = None
     seed: int = 0
+    lr_schedule: str = "constant"
 
     def __post_init__(self) -> None:
         for name in ("epochs", "batch_size", "per_group", "width", "dim"):
@@ -79,12 +83,20 @@ class TrainConfig:
                              f"got {self.batch_size}")
         if not (self.lr > 0 and self.temperature > 0):
             raise ValueError(f"TrainConfig.lr and temperature must be > 0, got {self.lr}, {self.temperature}")
+        if self.lr_schedule not in ("constant", "cosine"):
+            raise ValueError(f"TrainConfig.lr_schedule must be 'constant' or 'cosine', got {self.lr_schedule!r}")
         if self.steps_per_epoch is not None and self.steps_per_epoch < 1:
             raise ValueError(f"TrainConfig.steps_per_epoch must be >= 1 or None, got {self.steps_per_epoch}")
 
     @property
     def groups_per_batch(self) -> int:
         return self.batch_size // self.per_group
+
+    def lr_at(self, epoch: int) -> float:
+        """The learning rate of ``epoch`` (0-based) under ``lr_schedule``."""
+        if self.lr_schedule == "constant":
+            return self.lr
+        return self.lr * (0.05 + 0.95 * 0.5 * (1.0 + math.cos(math.pi * min(epoch, self.epochs) / self.epochs)))
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -146,10 +158,14 @@ class FragmentBank:
 
 
 class GroupBatchSampler:
-    """K groups x up to ``per_group`` fragments, one random window start per group.
+    """K groups x up to ``per_group`` fragments, one random window position per group.
 
-    ``sample(rng)`` returns ``(windows float32 (N, F, Wf), labels int64 (N,))``; every window of a
-    group starts at the same time (the fragments are aligned), chosen uniformly in the group's length.
+    ``sample(rng)`` returns ``(windows float32 (N, F, Wf), labels int64 (N,))``. The fragments of a group
+    are aligned: they hold the same music from start to end, at their own tempo (a mined cover fragment
+    is as long as the cover takes to sing the original's fragment). One relative position ``u`` in
+    ``[0, 1)`` is drawn per group, and each fragment's window starts ``floor(u * (T - Wf + 1))`` frames in
+    (``T``: its length in frames): the same start in every fragment of one length (the paper's equal-
+    duration groups), the same place in the music in fragments of different tempi.
     """
 
     def __init__(self, bank: FragmentBank, window_frames: int, groups_per_batch: int, per_group: int):
@@ -167,10 +183,10 @@ class GroupBatchSampler:
             feats = self.bank.features[g]
             n = min(self.per_group, len(feats))
             pick = rng.choice(len(feats), size=n, replace=False)
-            t_len = min(feats[i].shape[1] for i in pick)
-            start = int(rng.integers(0, max(t_len - self.wf, 0) + 1))
+            u = float(rng.random())
             for i in pick:
-                out.append(_crop(feats[i], start, self.wf))
+                span = max(feats[i].shape[1] - self.wf, 0) + 1
+                out.append(_crop(feats[i], min(int(u * span), span - 1), self.wf))
                 labels.append(g)
         return np.stack(out), np.asarray(labels, dtype=np.int64)
 
@@ -344,6 +360,8 @@ def train(manifest, out: str | os.PathLike, *, feature_config=None, window_confi
     log.info("training on %d groups (%d fragments), %d steps/epoch, device %s", len(bank), bank.n_fragments,
              steps, dev)
     for epoch in range(start_epoch, config.epochs):
+        for g in opt.param_groups:
+            g["lr"] = config.lr_at(epoch)
         model.train()
         losses_epoch, n_frag, t0 = [], 0, time.monotonic()
         bar = progress(range(steps), desc=f"epoch {epoch + 1}/{config.epochs}", unit="step",

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 
 import numpy as np
@@ -77,6 +78,28 @@ def test_sampler_window_start_is_shared_within_a_group():
             assert np.all(w == w[0])
 
 
+def test_sampler_places_windows_at_the_same_music_in_fragments_of_other_tempi():
+    class Bank:  # one group: the same ramp of "music" 0..1 over 100, 120 and 80 frames (three tempi)
+        feature_config = FeatureConfig()
+        features = [[np.tile(np.linspace(0, 1, n, dtype=np.float32), (84, 1)) for n in (100, 120, 80)],
+                    [np.zeros((84, 100), np.float32)] * 2]
+
+        def __len__(self):
+            return 2
+
+    s = GroupBatchSampler(Bank(), 20, groups_per_batch=2, per_group=3)
+    starts = []
+    for seed in range(30):
+        x, labels = s.sample(np.random.default_rng(seed))
+        w = x[labels == 0]
+        assert len(w) == 3
+        # the windows sit at the same relative place (their first frames differ by less than u * (W / T) of the music)
+        first = np.sort(w[:, 0, 0])
+        assert first[-1] - first[0] <= 0.3 * (20 / 80) + 1 / 79
+        starts.append(first[0])
+    assert max(starts) - min(starts) > 0.4             # and the position varies from batch to batch
+
+
 def test_train_writes_a_checkpoint_that_loads_into_a_fingerprinter(tmp_path, manifest, bank):
     out = tmp_path / "m.pt"
     train(manifest, out, config=TrainConfig(**TINY), bank=bank, progress_bar=False)
@@ -137,6 +160,19 @@ def test_train_config_checks():
         TrainConfig.from_dict({"epochs": 1, "learning_rate": 3})
     assert TrainConfig.from_dict(TrainConfig().to_dict()) == TrainConfig()
     assert TrainConfig().groups_per_batch == 8
+
+
+def test_cosine_schedule_runs_from_lr_down_to_five_percent(tmp_path, manifest, bank):
+    c = TrainConfig(epochs=4, lr=1e-3, lr_schedule="cosine")
+    assert [round(c.lr_at(e), 9) for e in range(4)] == [round(1e-3 * (0.05 + 0.95 * (1 + math.cos(math.pi * e / 4)) / 2), 9)
+                                                         for e in range(4)]
+    assert c.lr_at(0) == pytest.approx(1e-3) and TrainConfig(epochs=4).lr_at(3) == 1e-3
+    with pytest.raises(ValueError, match="lr_schedule"):
+        TrainConfig(lr_schedule="step")
+    cfg = TrainConfig(epochs=2, batch_size=8, width=4, steps_per_epoch=1, augment=False, lr_schedule="cosine")
+    out = train(manifest, str(tmp_path / "m.pt"), config=cfg, bank=bank, progress_bar=False)
+    state = load_checkpoint(out)
+    assert state["optimizer"]["param_groups"][0]["lr"] == pytest.approx(cfg.lr_at(1))
 
 
 def test_manifest_without_groups_is_refused(manifest):
