@@ -150,8 +150,13 @@ class MiningConfig:
         are matched on their own near the peak (within a quarter of the fragment), and the line through
         the two correspondences gives where the fragment's start is sung. A rigid match of a whole
         fragment aligns its middle, so a cover 15 % faster puts the start ``0.15 * d / 2`` s off (1.1 s
-        for a 15 s fragment); this removes that. The cover fragment keeps the original's duration.
-        Not in the paper.
+        for a 15 s fragment); this removes that. The slope of that line (the cover's tempo against the
+        original's) also sets the cover fragment's length: ``duration * ratio``, the span where the
+        fragment's music is sung, so that training windows taken at the same relative position of each
+        fragment of a group hold the same notes (:class:`chadml.train.GroupBatchSampler`). The paper gives
+        every fragment of a group the original's duration, which misaligns windows by up to
+        ``(ratio - 1) * d`` in a cover of another tempo (1.8 s near the end of a 12 s fragment sung
+        15 % slower). A peak whose tempo cannot be fitted keeps the original's duration. Not in the paper.
     frame_length, hop_length : int
         RMS frames of the silence detection, samples.
     min_peak_db : float
@@ -172,6 +177,7 @@ class MiningConfig:
     peak_margin: float | None = 0.05
     verify_tempo: bool = True
     fit_tempo: bool = True
+    cross_check: float | None = None
     frame_length: int = 2048
     hop_length: int = 512
     min_peak_db: float = -70.0
@@ -197,11 +203,13 @@ class MiningConfig:
             raise ValueError(f"MiningConfig.alpha_corr must be in [-1, 1], got {self.alpha_corr}")
         if self.embed not in ("slice", "fragment"):
             raise ValueError(f"MiningConfig.embed must be 'slice' or 'fragment', got {self.embed!r}")
-        if self.peak_margin is not None:
-            v = self.peak_margin
+        for name in ("peak_margin", "cross_check"):
+            v = getattr(self, name)
+            if v is None:
+                continue
             if isinstance(v, bool) or not isinstance(v, (int, float)) or not (math.isfinite(v) and v >= 0):
-                raise ValueError(f"MiningConfig.peak_margin must be None or a finite number >= 0, got {v!r}")
-            object.__setattr__(self, "peak_margin", float(v))
+                raise ValueError(f"MiningConfig.{name} must be None or a finite number >= 0, got {v!r}")
+            object.__setattr__(self, name, float(v))
         for name in ("refine", "center", "standardize", "verify_tempo", "fit_tempo"):
             if not isinstance(getattr(self, name), bool):
                 raise TypeError(f"MiningConfig.{name} must be a bool, got {type(getattr(self, name)).__name__}")
@@ -215,7 +223,7 @@ class MiningConfig:
         """``base`` (default: the defaults) with the paper's matching: no centring or scaling of the
         fingerprints, rigid placement, no peak margin, whole-step lags."""
         return dataclasses.replace(base or cls(), center=False, standardize=False, fit_tempo=False,
-                                   verify_tempo=False, peak_margin=None, refine=False)
+                                   verify_tempo=False, peak_margin=None, refine=False, cross_check=None)
 
     def to_dict(self) -> dict:
         d = dataclasses.asdict(self)
@@ -472,9 +480,11 @@ def _parabola(curve: np.ndarray, i: int) -> float:
 
 
 def _tempo_start(frag_fps: np.ndarray, offset_s: float, cover: Embedding, lag: int, config: MiningConfig):
-    """The cover time of the fragment's start from its first and last thirds matched apart near ``lag``
-    (see ``MiningConfig.fit_tempo``); None when either third finds nothing above ``beta_irrel`` or the
-    implied tempo ratio is outside 0.7..1.4."""
+    """``(start, ratio)``: the cover time of the fragment's start and the cover's tempo against the
+    original (cover seconds per original second), from the fragment's first and last thirds matched apart
+    near ``lag`` (see ``MiningConfig.fit_tempo``), each placed between window steps by a parabola through
+    its correlation peak; None when either third finds nothing above ``beta_irrel`` or the ratio is
+    outside 0.7..1.4."""
     import chadsp
     n = len(frag_fps)
     m = max(2, n // 3)
@@ -489,16 +499,17 @@ def _tempo_start(frag_fps: np.ndarray, offset_s: float, cover: Embedding, lag: i
         lo, hi = max(0, expect - radius), min(nc - m, expect + radius)
         if hi < lo:
             return None
-        score, k = chadsp.max_pearson(frag_fps[first:first + m], cover.fps[lo:hi + m])
-        if score < config.beta_irrel:
+        curve = chadsp.xcorr(frag_fps[first:first + m], cover.fps[lo:hi + m])
+        k = int(np.argmax(curve))
+        if float(curve[k]) < config.beta_irrel:
             return None
-        found.append(lo + int(k))
+        found.append(float(cover.starts[lo + k]) + _parabola(curve, k) * step)
     head, tail = found
-    ratio = (float(cover.starts[tail]) - float(cover.starts[head])) / ((n - m) * step)
+    ratio = (tail - head) / ((n - m) * step)
     if not 0.7 <= ratio <= 1.4:
         return None
     mid = (m - 1) * step / 2 + cover.window_s / 2       # a block's rigid match aligns its centre
-    return float(cover.starts[head]) + mid - ratio * (mid + offset_s)
+    return head + mid - ratio * (mid + offset_s), ratio
 
 
 def match_fragment(frag_fps: np.ndarray, offset_s: float, duration: float, cover: Embedding,
@@ -508,7 +519,8 @@ def match_fragment(frag_fps: np.ndarray, offset_s: float, duration: float, cover
     ``frag_fps`` are the fragment's fingerprints, whose first window starts ``offset_s`` after the
     fragment's start; ``duration`` is the fragment's length. A peak at lag ``l`` puts the cover
     fragment at ``cover.starts[l] - offset_s`` (plus a sub-step correction with ``config.refine``),
-    ``duration`` long. A match that would run past either end of the cover by more than half a step is
+    ``duration`` long; with ``config.fit_tempo`` the start and the length come from the cover's fitted
+    tempo instead (``duration * ratio``). A match that would run past either end of the cover by more than half a step is
     dropped; one within half a step is moved inside. Matches come in time order.
 
     Raises ``ValueError`` when the cover has fewer windows than the fragment.
@@ -535,10 +547,10 @@ def match_fragment(frag_fps: np.ndarray, offset_s: float, duration: float, cover
     step = cover.step_s if math.isfinite(cover.step_s) else 0.0
     curve = chadsp.xcorr(frag_fps, cover.fps) if config.refine and len(peaks) else None
     out = []
-    last = cover.duration - duration
     best = float(peaks["score"].max()) if len(peaks) else float("nan")
     for lag, score, rel in zip(peaks["lag"].tolist(), peaks["score"].tolist(), peaks["relevant"].tolist()):
         start = float(cover.starts[lag]) - offset_s
+        length = duration
         if config.peak_margin is not None and score < best - config.peak_margin:
             rel = False
         if curve is not None:
@@ -546,15 +558,46 @@ def match_fragment(frag_fps: np.ndarray, offset_s: float, duration: float, cover
         if config.fit_tempo:
             fitted = _tempo_start(frag_fps, offset_s, cover, lag, config)
             if fitted is not None:
-                start = fitted
+                start, ratio = fitted
+                length = min(duration * ratio, cover.duration)
             elif config.verify_tempo:
                 rel = False
+        last = cover.duration - length
         if start < -0.5 * step - 1e-9 or start > last + 0.5 * step + 1e-9:
             continue
         start = min(max(start, 0.0), last)
-        out.append(Match(start, start + duration, float(score), bool(rel), int(lag)))
+        out.append(Match(start, start + length, float(score), bool(rel), int(lag)))
     out.sort(key=lambda m: m.lag)
     return out
+
+
+def cross_check(original: Embedding, own: int, cover: Embedding, lag: int, n: int, margin: float,
+                tol: float = 0.5) -> bool:
+    """True when the cover's block of ``n`` windows at ``lag``, searched over the whole original, scores
+    within ``margin`` of its best there at the original fragment's own place (window ``own``, give or take
+    ``tol`` seconds): the match holds in both directions. A cover block that belongs to another part of
+    the original (a whole-phrase confusion) finds that part a better match than the fragment; a true
+    repeat of the fragment's music scores about as high at both places and passes.
+
+    Example
+    -------
+    >>> import numpy as np
+    >>> rng = np.random.default_rng(2)
+    >>> o = rng.standard_normal((100, 16)).astype(np.float32)
+    >>> emb = Embedding(o, np.arange(100) * 0.25, 3.0, 27.75)
+    >>> cross_check(emb, 10, emb, 10, 20, 0.05), cross_check(emb, 10, emb, 60, 20, 0.05)
+    (True, False)
+    """
+    import chadsp
+    if n < 1 or lag < 0 or lag + n > len(cover.fps) or len(original.fps) < n:
+        return False
+    curve = chadsp.xcorr(cover.fps[lag:lag + n], original.fps)
+    step = original.step_s if math.isfinite(original.step_s) and original.step_s > 0 else 1.0
+    r = max(1, int(math.ceil(tol / step)))
+    lo, hi = max(0, own - r), min(len(curve), own + r + 1)
+    if hi <= lo:
+        return False
+    return bool(float(curve[lo:hi].max()) >= float(curve.max()) - margin)
 
 
 # ------------------------------------------------------------------------------------------------ one song
@@ -683,10 +726,14 @@ def mine_song(song_id: str, original, covers: Sequence, fingerprinter, *, config
                 short[rec["version_id"]] = short.get(rec["version_id"], 0) + 1
                 continue
             truth = _shifted(lambda t: _true_starts(rec.get("alignment"), t), a)
+            own = int(np.abs(emb_o.starts - (a + off)).argmin()) if len(emb_o.starts) else 0
             for m in match_fragment(fps, off, d, emb_c, config):
+                if m.relevant and config.cross_check is not None and not cross_check(
+                        emb_o, own, emb_c, m.lag, len(fps), config.cross_check):
+                    m.relevant = False
                 t = _nearest(truth, m.start)
                 matches.append({"version_id": rec["version_id"], "path": rec["path"], "split": rec["split"],
-                                "start": _r(m.start, 3), "end": _r(m.start + d, 3), "score": _r(m.score, 4),
+                                "start": _r(m.start, 3), "end": _r(m.end, 3), "score": _r(m.score, 4),
                                 "relevant": m.relevant, "true_offset": None if t is None else _r(t, 3)})
             if plot and plot_data is None:
                 plot_data = (a, b, fps, emb_c, rec["version_id"])
@@ -757,7 +804,8 @@ def song_result_rows(result: dict) -> list:
             t = m.get("true_offset")
             rows.append(FragmentRow(group_id=sid, fragment_id=f"c{k}", id=f"{sid}/c{k}/{j}", audio_type="cover",
                                     source_id=m["version_id"], start=m["start"], end=m["end"],
-                                    correlation=m["score"], check_by_crowdsource=not m["relevant"], duration=dur,
+                                    correlation=m["score"], check_by_crowdsource=not m["relevant"],
+                                    duration=_r(m["end"] - m["start"], 3),
                                     path=m["path"], true_offset=nan if t is None else t,
                                     split=m.get("split", orig["split"])))
     return rows

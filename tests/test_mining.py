@@ -16,7 +16,7 @@ import mining_data as md
 
 import chadsp
 from chadml import ChadError
-from chadml.mining import (Embedding, MiningConfig, correlation_matrix, embed, fragment_fingerprints,
+from chadml.mining import (Embedding, MiningConfig, correlation_matrix, cross_check, embed, fragment_fingerprints,
                            fragment_grid, fragmentation, match_fragment, mine, mine_song, mining_precision,
                            read_summary, unique_fragments)
 
@@ -198,8 +198,8 @@ def test_match_finds_planted_fragment_at_the_right_lag():
     assert [x.lag for x in m] == [40, 230]
     assert [x.relevant for x in m] == [False, True]
     assert m[1].score > 0.9 and 0.3 <= m[0].score < 0.5
-    assert m[1].start == pytest.approx(230 * 0.25 - offset)
-    assert all(x.end - x.start == pytest.approx(dur) for x in m)
+    assert m[1].start == pytest.approx(230 * 0.25 - offset, abs=0.01)     # fit_tempo: between steps
+    assert all(x.end - x.start == pytest.approx(dur, rel=0.01) for x in m)   # tempo ratio 1 (+- 1 %)
     # with beta_irrel above the uncertain match, only the relevant one is left
     m2 = match_fragment(frag, offset, dur, emb, MiningConfig(beta_irrel=m[0].score + 0.01))
     assert [x.lag for x in m2] == [230]
@@ -236,7 +236,10 @@ def test_fit_tempo_places_the_start_of_a_faster_or_slower_cover(fp, tempo):
     # a rigid match aligns the middle: the start is off by about (tempo - 1) * d / 2
     assert abs(rigid[0].start - truth) > 0.5
     assert abs(fitted[0].start - truth) < 0.3, (rigid[0].start, fitted[0].start)
-    assert fitted[0].end - fitted[0].start == pytest.approx(b - a)
+    # the fitted cover fragment spans the fragment's music at the cover's tempo (md.sing: tempo x slower)
+    assert rigid[0].end - rigid[0].start == pytest.approx(b - a)
+    assert fitted[0].end - fitted[0].start == pytest.approx((b - a) * tempo, rel=0.04)
+    assert abs(fitted[0].end - (truth + (b - a) * tempo)) < 0.5
 
 
 def test_standardize_gives_unit_variance_dimensions_also_to_fragments_embedded_alone(fp):
@@ -293,6 +296,41 @@ def test_verify_tempo_demotes_a_peak_whose_ends_do_not_match():
     assert [(m.lag, m.relevant) for m in verified] == [(50, False), (100, True)]
 
 
+def test_cross_check_passes_true_places_and_repeats_and_fails_confusions():
+    rng = np.random.default_rng(5)
+    a, b = (rng.standard_normal((30, 16)).astype(np.float32) for _ in range(2))
+    o = rng.standard_normal((200, 16)).astype(np.float32)
+    o[10:40], o[70:100], o[130:160] = a, b, a               # the original: A at 10, B at 70, A again at 130
+    original = Embedding(o, _grid(200), 3.0, 52.75)
+    c = rng.standard_normal((220, 16)).astype(np.float32)
+    c[30:60] = b + 0.3 * rng.standard_normal((30, 16)).astype(np.float32)     # the cover sings B at 30 ...
+    c[120:150] = a + 0.3 * rng.standard_normal((30, 16)).astype(np.float32)   # ... and A at 120
+    cover = Embedding(c, _grid(220), 3.0, 57.75)
+    assert cross_check(original, 70, cover, 30, 30, 0.05)          # B -> B: B is its best place in the original
+    assert cross_check(original, 10, cover, 120, 30, 0.05)         # A -> A at its first place ...
+    assert cross_check(original, 130, cover, 120, 30, 0.05)        # ... and at the repeat (equal scores)
+    assert not cross_check(original, 10, cover, 30, 30, 0.05)      # A matched to B's place: B explains it better
+    assert cross_check(original, 10, cover, 30, 30, 2.0)           # any place passes with a margin of 2
+    assert not cross_check(original, 10, cover, 200, 30, 0.05)     # a block past the cover's end: no
+    with pytest.raises(ValueError, match="cross_check"):
+        MiningConfig(cross_check=-0.1)
+    assert MiningConfig.paper().cross_check is None
+
+
+def test_mine_song_cross_check_keeps_true_matches(songs_dir, fp):
+    d, path, table, truth = songs_dir
+    o, covers = table.songs()["song000"]
+    plain = mine_song("song000", o, covers, fp, config=MiningConfig(cross_check=None))
+    checked = mine_song("song000", o, covers, fp, config=MiningConfig(cross_check=0.0))
+    pm = [m for g in plain["groups"] for m in g["matches"]]
+    cm = [m for g in checked["groups"] for m in g["matches"]]
+    # the same peaks, scores and places; on these clean songs every relevant match is true and stays so
+    assert [(m["version_id"], m["start"], m["score"]) for m in pm] == [(m["version_id"], m["start"], m["score"])
+                                                                       for m in cm]
+    assert [m["relevant"] for m in pm] == [m["relevant"] for m in cm]
+    assert sum(m["relevant"] for m in cm) == 4             # 2 phrases x 2 covers
+
+
 def test_match_cover_shorter_than_fragment_raises():
     rng = np.random.default_rng(0)
     frag = rng.standard_normal((50, 8)).astype(np.float32)
@@ -313,7 +351,7 @@ def test_match_drops_matches_running_past_the_cover():
 
 
 # ---------------------------------------------------------------------------------------- whole songs
-def test_mine_song_groups_are_aligned_and_of_equal_duration(songs_dir, fp):
+def test_mine_song_groups_are_aligned_and_as_long_as_the_music(songs_dir, fp):
     d, path, table, truth = songs_dir
     o, covers = table.songs()["song000"]
     res = mine_song("song000", o, covers, fp)
@@ -323,7 +361,8 @@ def test_mine_song_groups_are_aligned_and_of_equal_duration(songs_dir, fp):
         assert g["start"] == pytest.approx(a, abs=0.15) and g["end"] == pytest.approx(b, abs=0.15)
         assert len(g["matches"]) >= 2
         for m in g["matches"]:
-            assert m["end"] - m["start"] == pytest.approx(g["end"] - g["start"], abs=2e-3)
+            # these covers keep the original's tempo: the fitted length is the fragment's within 2 %
+            assert m["end"] - m["start"] == pytest.approx(g["end"] - g["start"], rel=0.02)
         for c in covers:
             off = c.alignment[0][1]
             ms = [m for m in g["matches"] if m["version_id"] == c.version_id and m["relevant"]]
@@ -343,7 +382,8 @@ def test_mine_writes_manifest_precision_and_plots(songs_dir, fp, tmp_path):
         assert all(r.audio_type == "cover" for r in rows[1:])
         assert [r.true_offset for r in rows[1:] if not r.check_by_crowdsource] == \
             pytest.approx([r.start for r in rows[1:] if not r.check_by_crowdsource], abs=0.3)
-        assert len({round(r.duration, 3) for r in rows}) == 1
+        assert all(r.duration == pytest.approx(rows[0].duration, rel=0.02) for r in rows)
+        assert all(r.duration == pytest.approx(r.end - r.start, abs=1e-3) for r in rows)
         assert all(r.start >= 0 for r in rows)
     pr = mining_precision(man, table)
     assert pr["precision"] == 1.0 and pr["recall"] == 1.0, pr
