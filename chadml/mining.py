@@ -157,6 +157,21 @@ class MiningConfig:
         every fragment of a group the original's duration, which misaligns windows by up to
         ``(ratio - 1) * d`` in a cover of another tempo (1.8 s near the end of a 12 s fragment sung
         15 % slower). A peak whose tempo cannot be fitted keeps the original's duration. Not in the paper.
+    verify_min : float or None
+        With ``verify_tempo``: both thirds must also score at least this (None: ``beta_irrel``). A cover
+        that sings the start of the fragment's music and then goes on differently (the second strain of
+        a tune that begins like the first) matches the first third well and the last one poorly.
+        Not in the paper.
+    cross_check : float or None
+        A relevant match must also hold the other way: the cover's matched block, searched over the whole
+        original, must score within ``cross_check`` of its best at the fragment's own place
+        (:func:`cross_check`); otherwise it is uncertain. None: off. Not in the paper.
+    key_check : bool
+        A relevant match must have its cover's transposition: the pitch shift that best aligns the
+        fragment's CQT with the cover fragment's (:func:`key_shift`) must be the one most relevant
+        matches of that cover agree on; otherwise it is uncertain. A key-invariant encoder confuses a
+        phrase with its sequence (the same figure a step higher), whose shift is the cover's plus a step.
+        Not in the paper.
     frame_length, hop_length : int
         RMS frames of the silence detection, samples.
     min_peak_db : float
@@ -178,6 +193,8 @@ class MiningConfig:
     verify_tempo: bool = True
     fit_tempo: bool = True
     cross_check: float | None = None
+    key_check: bool = False
+    verify_min: float | None = None
     frame_length: int = 2048
     hop_length: int = 512
     min_peak_db: float = -70.0
@@ -203,14 +220,14 @@ class MiningConfig:
             raise ValueError(f"MiningConfig.alpha_corr must be in [-1, 1], got {self.alpha_corr}")
         if self.embed not in ("slice", "fragment"):
             raise ValueError(f"MiningConfig.embed must be 'slice' or 'fragment', got {self.embed!r}")
-        for name in ("peak_margin", "cross_check"):
+        for name in ("peak_margin", "cross_check", "verify_min"):
             v = getattr(self, name)
             if v is None:
                 continue
             if isinstance(v, bool) or not isinstance(v, (int, float)) or not (math.isfinite(v) and v >= 0):
                 raise ValueError(f"MiningConfig.{name} must be None or a finite number >= 0, got {v!r}")
             object.__setattr__(self, name, float(v))
-        for name in ("refine", "center", "standardize", "verify_tempo", "fit_tempo"):
+        for name in ("refine", "center", "standardize", "verify_tempo", "fit_tempo", "key_check"):
             if not isinstance(getattr(self, name), bool):
                 raise TypeError(f"MiningConfig.{name} must be a bool, got {type(getattr(self, name)).__name__}")
         for name in ("frame_length", "hop_length"):
@@ -223,7 +240,8 @@ class MiningConfig:
         """``base`` (default: the defaults) with the paper's matching: no centring or scaling of the
         fingerprints, rigid placement, no peak margin, whole-step lags."""
         return dataclasses.replace(base or cls(), center=False, standardize=False, fit_tempo=False,
-                                   verify_tempo=False, peak_margin=None, refine=False, cross_check=None)
+                                   verify_tempo=False, peak_margin=None, refine=False, cross_check=None,
+                                   key_check=False)
 
     def to_dict(self) -> dict:
         d = dataclasses.asdict(self)
@@ -480,10 +498,10 @@ def _parabola(curve: np.ndarray, i: int) -> float:
 
 
 def _tempo_start(frag_fps: np.ndarray, offset_s: float, cover: Embedding, lag: int, config: MiningConfig):
-    """``(start, ratio)``: the cover time of the fragment's start and the cover's tempo against the
+    """``(start, ratio, weakest)``: the cover time of the fragment's start and the cover's tempo against the
     original (cover seconds per original second), from the fragment's first and last thirds matched apart
     near ``lag`` (see ``MiningConfig.fit_tempo``), each placed between window steps by a parabola through
-    its correlation peak; None when either third finds nothing above ``beta_irrel`` or the ratio is
+    its correlation peak, and the lower of the two thirds' peak scores; None when either third finds nothing above ``beta_irrel`` or the ratio is
     outside 0.7..1.4."""
     import chadsp
     n = len(frag_fps)
@@ -493,7 +511,7 @@ def _tempo_start(frag_fps: np.ndarray, offset_s: float, cover: Embedding, lag: i
         return None
     radius = int(math.ceil(0.25 * n)) + 1
     nc = len(cover.fps)
-    found = []
+    found, thirds = [], []
     for first in (0, n - m):
         expect = lag + first
         lo, hi = max(0, expect - radius), min(nc - m, expect + radius)
@@ -503,13 +521,14 @@ def _tempo_start(frag_fps: np.ndarray, offset_s: float, cover: Embedding, lag: i
         k = int(np.argmax(curve))
         if float(curve[k]) < config.beta_irrel:
             return None
+        thirds.append(float(curve[k]))
         found.append(float(cover.starts[lo + k]) + _parabola(curve, k) * step)
     head, tail = found
     ratio = (tail - head) / ((n - m) * step)
     if not 0.7 <= ratio <= 1.4:
         return None
     mid = (m - 1) * step / 2 + cover.window_s / 2       # a block's rigid match aligns its centre
-    return head + mid - ratio * (mid + offset_s), ratio
+    return head + mid - ratio * (mid + offset_s), ratio, min(thirds)
 
 
 def match_fragment(frag_fps: np.ndarray, offset_s: float, duration: float, cover: Embedding,
@@ -558,8 +577,10 @@ def match_fragment(frag_fps: np.ndarray, offset_s: float, duration: float, cover
         if config.fit_tempo:
             fitted = _tempo_start(frag_fps, offset_s, cover, lag, config)
             if fitted is not None:
-                start, ratio = fitted
+                start, ratio, weakest = fitted
                 length = min(duration * ratio, cover.duration)
+                if config.verify_tempo and config.verify_min is not None and weakest < config.verify_min:
+                    rel = False
             elif config.verify_tempo:
                 rel = False
         last = cover.duration - length
@@ -598,6 +619,73 @@ def cross_check(original: Embedding, own: int, cover: Embedding, lag: int, n: in
     if hi <= lo:
         return False
     return bool(float(curve[lo:hi].max()) >= float(curve.max()) - margin)
+
+
+KEY_BINS = (24, 72)      # CQT bins (12 per octave from C1) compared by key_shift: C3..B6, the sung range
+
+
+def pitch_frames(y: np.ndarray, sr: int = SR) -> tuple[np.ndarray, float]:
+    """The log CQT of a recording as ``(T, 84)`` float32 frames (12 bins per octave from C1) and their
+    rate (frames per second): the input of :func:`key_shift`."""
+    from .features import FeatureConfig, extract_features
+    fc = FeatureConfig(sr=sr)
+    return np.ascontiguousarray(extract_features(y, fc).T), fc.frame_rate
+
+
+def key_shift(original: np.ndarray, start: float, end: float, cover: np.ndarray, cover_start: float,
+              cover_end: float, rate: float, *, max_shift: int = 7, slack: float = 0.25) -> int | None:
+    """The transposition (semitones, ``-max_shift..max_shift``) that best aligns the pitch frames of
+    ``original[start:end]`` with those of ``cover[cover_start:cover_end]`` (seconds; the cover's span is
+    resampled to the original's length, then searched within ``slack`` s); None when a span is empty.
+
+    A cover is transposed as a whole, so every true match of one cover has the cover's shift. Folk
+    tunes (and many songs) repeat a phrase a step higher or lower (a sequence): a key-invariant encoder
+    cannot tell the two apart, but their shift differs from the cover's (see ``MiningConfig.key_check``).
+
+    Example
+    -------
+    >>> import numpy as np
+    >>> x = np.zeros((100, 84), np.float32)
+    >>> x[np.arange(100), 40 + (np.arange(100) // 10) % 5] = 1                  # a little melody
+    >>> up3 = np.roll(x, 3, axis=1)                                             # sung 3 semitones higher
+    >>> key_shift(x, 0.0, 3.2, up3, 0.0, 3.2, 31.25)
+    3
+    """
+    import chadsp
+    lo, hi = KEY_BINS
+    a, b = int(round(start * rate)), int(round(end * rate))
+    pad = int(round(slack * rate))
+    ca, cb = int(round(cover_start * rate)), int(round(cover_end * rate))
+    x = original[max(a, 0):min(b, len(original)), lo:hi]
+    seg = cover[max(ca - pad, 0):min(cb + pad, len(cover))]
+    if len(x) < 2 or cb - ca < 2 or len(seg) < 2:
+        return None
+    n = max(len(x), int(round(len(seg) * len(x) / (cb - ca))))        # the cover's span at the original's tempo
+    pos = np.linspace(0.0, len(seg) - 1, n)
+    i = np.floor(pos).astype(np.int64)
+    f = (pos - i)[:, None].astype(np.float32)
+    j = np.minimum(i + 1, len(seg) - 1)
+    seg = (1 - f) * seg[i] + f * seg[j]
+    best, arg = -np.inf, None
+    for k in range(-max_shift, max_shift + 1):
+        if lo + k < 0 or hi + k > seg.shape[1]:
+            continue
+        score, _ = chadsp.max_pearson(np.ascontiguousarray(x), np.ascontiguousarray(seg[:, lo + k:hi + k]))
+        if score > best:
+            best, arg = float(score), k
+    return arg
+
+
+def _consensus(shifts: list[int]) -> int | None:
+    """The shift most matches agree on (octave-equivalent shifts pooled); None without a strict winner."""
+    if not shifts:
+        return None
+    classes = [k % 12 for k in shifts]
+    counts = np.bincount(classes, minlength=12)
+    top = int(counts.argmax())
+    if (counts == counts[top]).sum() > 1:
+        return None
+    return top
 
 
 # ------------------------------------------------------------------------------------------------ one song
@@ -712,16 +800,17 @@ def mine_song(song_id: str, original, covers: Sequence, fingerprinter, *, config
             log.warning("song %s: cover %s skipped: %s", song_id, rec["version_id"], reason)
             res["skipped"].append({"version_id": rec["version_id"], "reason": reason})
             continue
-        cover_embs.append((rec, embed_timed(yc)))
+        cover_embs.append((rec, embed_timed(yc), pitch_frames(yc, sr)[0] if config.key_check else None))
     if not cover_embs:
         return skip("no readable cover")
+    pitch_o, rate = pitch_frames(y, sr) if config.key_check else (None, 0.0)
 
     plot_data = None
     short: dict[str, int] = {}
     for (a, b), (fps, off) in zip(frag.fragments.tolist(), frag.fingerprints):
         d = b - a
         matches = []
-        for rec, emb_c in cover_embs:
+        for rec, emb_c, pitch_c in cover_embs:
             if d > emb_c.duration or len(fps) > len(emb_c.fps):
                 short[rec["version_id"]] = short.get(rec["version_id"], 0) + 1
                 continue
@@ -735,10 +824,23 @@ def mine_song(song_id: str, original, covers: Sequence, fingerprinter, *, config
                 matches.append({"version_id": rec["version_id"], "path": rec["path"], "split": rec["split"],
                                 "start": _r(m.start, 3), "end": _r(m.end, 3), "score": _r(m.score, 4),
                                 "relevant": m.relevant, "true_offset": None if t is None else _r(t, 3)})
+                if pitch_c is not None and m.relevant:
+                    matches[-1]["key_shift"] = key_shift(pitch_o, a, b, pitch_c, m.start, m.end, rate)
             if plot and plot_data is None:
                 plot_data = (a, b, fps, emb_c, rec["version_id"])
         if matches:
             res["groups"].append({"start": _r(a, 3), "end": _r(b, 3), "matches": matches})
+    if config.key_check:      # a relevant match must have its cover's transposition (the consensus)
+        by_cover: dict[str, list] = {}
+        for g in res["groups"]:
+            for mt in g["matches"]:
+                if mt["relevant"] and mt.get("key_shift") is not None:
+                    by_cover.setdefault(mt["version_id"], []).append(mt)
+        for ms in by_cover.values():
+            agreed = _consensus([mt["key_shift"] for mt in ms])
+            for mt in ms:
+                if agreed is not None and mt["key_shift"] % 12 != agreed:
+                    mt["relevant"] = False
     n_frag = len(frag.fragments)
     for vid, k in short.items():
         reason = f"shorter than {k} of {n_frag} fragment(s)"
@@ -1170,6 +1272,13 @@ def add_mining_options(p: argparse.ArgumentParser) -> None:
                    help="with --fit-tempo: a peak whose thirds do not both match near it is uncertain")
     g.add_argument("--peak-margin", type=float, default=d.peak_margin, metavar="M",
                    help="relevant only within M of the best peak of the curve (%(default)s; <0: off)")
+    g.add_argument("--verify-min", type=float, default=d.verify_min, metavar="S",
+                   help="with --verify-tempo: both thirds must score at least S (%(default)s; <0: beta_irrel)")
+    g.add_argument("--cross-check", type=float, default=d.cross_check, metavar="M",
+                   help="relevant only when the cover block, searched over the whole original, scores within M "
+                        "of its best at the fragment's own place (%(default)s; <0: off)")
+    g.add_argument("--key-check", action=B, default=d.key_check,
+                   help="relevant only when the match has its cover's transposition (the consensus of its matches)")
     g.add_argument("--paper-matching", action="store_true",
                    help="the paper's matching exactly (no centring, scaling, tempo fit or margin)")
     p.add_argument("--engine", choices=("local", "ray"), default="local", help="where songs are mined (%(default)s)")
@@ -1182,7 +1291,10 @@ def config_from_args(args) -> MiningConfig:
                      db_levels=tuple(args.db_levels), alpha_corr=args.alpha_corr, beta_rel=args.beta_rel,
                      beta_irrel=args.beta_irrel, embed=args.embed, refine=args.refine,
                      center=args.center, standardize=args.standardize, fit_tempo=args.fit_tempo,
-                     verify_tempo=args.verify_tempo, peak_margin=margin)
+                     verify_tempo=args.verify_tempo, peak_margin=margin,
+                     cross_check=args.cross_check if args.cross_check is not None and args.cross_check >= 0 else None,
+                     key_check=args.key_check,
+                     verify_min=args.verify_min if args.verify_min is not None and args.verify_min >= 0 else None)
     return MiningConfig.paper(c) if getattr(args, "paper_matching", False) else c
 
 

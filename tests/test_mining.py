@@ -16,7 +16,8 @@ import mining_data as md
 
 import chadsp
 from chadml import ChadError
-from chadml.mining import (Embedding, MiningConfig, correlation_matrix, cross_check, embed, fragment_fingerprints,
+from chadml.mining import (Embedding, MiningConfig, _consensus, correlation_matrix, cross_check, embed,
+                           fragment_fingerprints, key_shift,
                            fragment_grid, fragmentation, match_fragment, mine, mine_song, mining_precision,
                            read_summary, unique_fragments)
 
@@ -331,6 +332,66 @@ def test_mine_song_cross_check_keeps_true_matches(songs_dir, fp):
     assert sum(m["relevant"] for m in cm) == 4             # 2 phrases x 2 covers
 
 
+def _melody_frames(rng, n=160, base=40):
+    x = np.full((n, 84), 0.05, np.float32)
+    notes = base + rng.integers(0, 8, size=n // 8).repeat(8)[:n]
+    x[np.arange(n), notes] = 1.0
+    x[np.arange(n), notes + 12] = 0.5                     # a harmonic an octave up
+    return x + 0.02 * rng.random((n, 84), dtype=np.float32)
+
+
+@pytest.mark.parametrize("shift,stretch", [(0, 1.0), (3, 1.2), (-5, 0.85)])
+def test_key_shift_finds_the_transposition_of_a_stretched_cover(shift, stretch):
+    rng = np.random.default_rng(11)
+    rate = 31.25
+    x = _melody_frames(rng)
+    pos = np.minimum(np.arange(int(len(x) * stretch)) / stretch, len(x) - 1).astype(int)
+    cover = np.roll(x[pos], shift, axis=1)                        # slower or faster, transposed
+    cover = np.concatenate([np.full((40, 84), 0.05, np.float32), cover])   # 1.28 s of intro
+    start = 40 / rate
+    assert key_shift(x, 0.0, len(x) / rate, cover, start, start + len(pos) / rate, rate) == shift
+    # a phrase sung a step higher (a sequence) is not the cover's key
+    assert key_shift(x, 0.0, len(x) / rate, np.roll(cover, 2, axis=1), start, start + len(pos) / rate,
+                     rate) == shift + 2
+    assert key_shift(x, 0.0, 0.0, cover, start, start + 1.0, rate) is None
+
+
+def test_consensus_of_shifts_pools_octaves_and_refuses_ties():
+    assert _consensus([3, 3, 15, 2]) == 3
+    assert _consensus([-9, 3, 2]) == 3
+    assert _consensus([1, 2]) is None and _consensus([]) is None
+    with pytest.raises(TypeError, match="key_check"):
+        MiningConfig(key_check=1)
+
+
+def test_mine_song_key_check_keeps_true_matches_and_records_shifts(songs_dir, fp):
+    d, path, table, truth = songs_dir
+    o, covers = table.songs()["song000"]
+    plain = mine_song("song000", o, covers, fp, config=MiningConfig(key_check=False))
+    checked = mine_song("song000", o, covers, fp, config=MiningConfig(key_check=True))
+    pm = [m for g in plain["groups"] for m in g["matches"]]
+    cm = [m for g in checked["groups"] for m in g["matches"]]
+    assert [m["relevant"] for m in pm] == [m["relevant"] for m in cm]
+    assert all(m["key_shift"] == 0 for m in cm if m["relevant"])     # these covers keep the key
+    assert all("key_shift" not in m for m in pm)
+
+
+def test_verify_min_demotes_a_peak_whose_last_third_matches_weakly():
+    rng = np.random.default_rng(6)
+    frag = rng.standard_normal((30, 16)).astype(np.float32)
+    part = frag.copy()
+    part[20:] = 0.8 * part[20:] + 0.9 * rng.standard_normal((10, 16)).astype(np.float32)  # goes on differently
+    cover = _cover_with(part, [(60, 0.05)], rng)
+    fit = dataclasses.replace(MiningConfig.paper(), fit_tempo=True, verify_tempo=True, beta_rel=0.5)
+    loose = match_fragment(frag, 0.0, 10.0, cover, fit)
+    strict = match_fragment(frag, 0.0, 10.0, cover, dataclasses.replace(fit, verify_min=0.8))
+    assert [(m.lag, m.relevant) for m in loose] == [(60, True)]
+    assert [(m.lag, m.relevant) for m in strict] == [(60, False)]
+    assert strict[0].score == loose[0].score
+    with pytest.raises(ValueError, match="verify_min"):
+        MiningConfig(verify_min=float("nan"))
+
+
 def test_match_cover_shorter_than_fragment_raises():
     rng = np.random.default_rng(0)
     frag = rng.standard_normal((50, 8)).astype(np.float32)
@@ -546,3 +607,7 @@ def test_cli_mining_options_reach_the_config():
     assert config_from_args(p.parse_args(["--paper-matching"])) == MiningConfig.paper()
     c = config_from_args(p.parse_args(["--no-standardize", "--center", "--peak-margin", "-1", "--no-verify-tempo"]))
     assert (c.standardize, c.center, c.peak_margin, c.verify_tempo, c.fit_tempo) == (False, True, None, False, True)
+    c = config_from_args(p.parse_args(["--cross-check", "0.02", "--key-check", "--verify-min", "0.6"]))
+    assert (c.cross_check, c.key_check, c.verify_min) == (0.02, True, 0.6)
+    c = config_from_args(p.parse_args(["--cross-check", "-1", "--no-key-check"]))
+    assert (c.cross_check, c.key_check) == (None, False)
