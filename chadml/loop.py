@@ -301,6 +301,8 @@ def _cli_loop(args) -> int:
         train_kwargs["width"] = args.width
     if args.no_augment:
         train_kwargs["augment"] = False
+    if args.lr_schedule != "constant":
+        train_kwargs["lr_schedule"] = args.lr_schedule
     config = LoopConfig(iterations=args.iterations, songs_per_iteration=args.songs_per_iteration,
                         features=args.features, window=args.window, epochs0=args.epochs0, epochs=args.epochs,
                         fine_tune=not args.from_scratch, include_uncertain=args.include_uncertain,
@@ -342,5 +344,7 @@ def add_cli(subparsers) -> None:
     p.add_argument("--max-minutes", type=float, default=None, help="time limit of each training")
     p.add_argument("--width", type=int, default=None, help="encoder width (default: train's)")
     p.add_argument("--no-augment", action="store_true", help="train without the augmentations")
+    p.add_argument("--lr-schedule", choices=("constant", "cosine"), default="constant",
+                   help="learning rate over each training: constant (the paper) or cosine decay (%(default)s)")
     add_mining_options(p)
     p.set_defaults(func=_cli_loop)

@@ -516,6 +516,8 @@ def add_cli(sub) -> None:
     p.add_argument("--epochs", type=int, default=100)
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--lr", type=float, default=1e-3)
+    p.add_argument("--lr-schedule", choices=("constant", "cosine"), default="constant",
+                   help="constant (the paper) or cosine decay to 5%% of --lr over the epochs (%(default)s)")
     p.add_argument("--width", type=int, default=64, help="encoder base channels (64 = ResNet18)")
     p.add_argument("--steps-per-epoch", type=int, default=None)
     p.add_argument("--max-minutes", type=float, default=None)
@@ -535,7 +537,7 @@ def _cli_train(args: argparse.Namespace) -> int:
     wc = SHORT if args.window == "short" else LONG
     cfg = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, width=args.width,
                       steps_per_epoch=args.steps_per_epoch, max_minutes=args.max_minutes,
-                      augment=not args.no_augment, seed=args.seed)
+                      augment=not args.no_augment, seed=args.seed, lr_schedule=args.lr_schedule)
     manifest = Manifest.read(args.data)
     out = train(manifest, args.out, feature_config=fc, window_config=wc, config=cfg, init=args.init,
                 resume=args.resume, device=args.device, split=args.split or None,

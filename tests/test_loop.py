@@ -108,6 +108,7 @@ def test_cli_loop_help_and_missing_input(tmp_path, capsys):
     from chadml.cli import main
     with pytest.raises(SystemExit) as e:
         main(["loop", "--help"])
-    assert e.value.code == 0 and "--iterations" in capsys.readouterr().out
+    help_text = capsys.readouterr().out
+    assert e.value.code == 0 and "--iterations" in help_text and "--lr-schedule" in help_text
     assert main(["loop", "--iterations", "1", "--songs", str(tmp_path / "x.csv"), "--hummings",
                  str(tmp_path / "h.csv"), "--out", str(tmp_path / "o")]) == 2

@@ -58,8 +58,10 @@ def test_config_defaults_are_the_papers_and_roundtrip():
         MiningConfig.from_dict({"dmin": 3})
     # the matching defaults go beyond the paper (measured: see MiningConfig); paper() is the paper's
     assert (c.standardize, c.fit_tempo, c.verify_tempo, c.peak_margin) == (True, True, True, 0.05)
+    assert (c.verify_min, c.cross_check, c.key_check) == (0.75, 0.05, True)
     p = MiningConfig.paper()
-    assert not (p.center or p.standardize or p.fit_tempo or p.verify_tempo or p.refine) and p.peak_margin is None
+    assert not (p.center or p.standardize or p.fit_tempo or p.verify_tempo or p.refine or p.key_check)
+    assert p.peak_margin is None and p.cross_check is None and p.verify_min is None
     assert (p.d_min, p.beta_rel, p.alpha_corr) == (c.d_min, c.beta_rel, c.alpha_corr)
 
 

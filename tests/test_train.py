@@ -209,8 +209,9 @@ def test_cli_train(tmp_path, corpus, capsys):
     from chadml.cli import main
     out = tmp_path / "cli.pt"
     rc = main(["--quiet", "train", "--data", corpus.hummings, "--out", str(out), "--epochs", "1", "--width", "4",
-               "--batch-size", "8", "--steps-per-epoch", "1"])
+               "--batch-size", "8", "--steps-per-epoch", "1", "--lr-schedule", "cosine"])
     assert rc == 0
     res = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert res["epoch"] == 1 and os.path.exists(out)
+    assert load_checkpoint(out)["train_config"]["lr_schedule"] == "cosine"
     assert main(["train", "--data", str(tmp_path / "missing.csv"), "--out", str(out)]) == 2
