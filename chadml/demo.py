@@ -43,6 +43,7 @@ class DemoConfig:
     song_seconds: tuple = (40.0, 60.0)
     humming_seconds: tuple = (6.0, 16.0)
     test_fraction: float = 0.25
+    hummed_share: float = 1 / 3    # share of the train songs whose hummings form the H part (the rest: covers only)
     width: int = 32
     batch_size: int = 32
     epochs0: int = 150
@@ -55,7 +56,7 @@ class DemoConfig:
 
 
 QUICK = DemoConfig(n_songs=8, n_covers=1, hummings_per_song=2, song_seconds=(16.0, 20.0), humming_seconds=(5.0, 8.0),
-                   test_fraction=0.25, width=4, batch_size=8, epochs0=2, epochs=1, minutes=1.0,
+                   test_fraction=0.25, hummed_share=0.5, width=4, batch_size=8, epochs0=2, epochs=1, minutes=1.0,
                    steps_per_epoch=2)
 
 
@@ -85,6 +86,7 @@ def run_demo(out_dir: str | os.PathLike = "chad-demo", *, config: DemoConfig | N
                          humming_seconds=config.humming_seconds, test_fraction=config.test_fraction,
                          seed=config.seed)
     songs, hummings = SongTable.read(paths.songs), Manifest.read(paths.hummings)
+    hummings = hummed_part(hummings, config.hummed_share)
     timings["corpus"] = time.perf_counter() - t
 
     _stage("2/5 M_0 on the hummings, mining the covers, M_1 (the semi-supervised loop)")
@@ -92,7 +94,8 @@ def run_demo(out_dir: str | os.PathLike = "chad-demo", *, config: DemoConfig | N
     lcfg = loop.LoopConfig(iterations=1, epochs0=config.epochs0, epochs=config.epochs, max_minutes=config.minutes,
                            mining=MiningConfig(),
                            train_kwargs={"width": config.width, "batch_size": config.batch_size,
-                                         "steps_per_epoch": config.steps_per_epoch, "seed": config.seed})
+                                         "steps_per_epoch": config.steps_per_epoch, "seed": config.seed,
+                                         "lr_schedule": "cosine"})
     logs = loop.run_loop(songs, hummings, os.path.join(out, "loop"), config=lcfg, progress=progress, device=device)
     for i in (0, 1):
         src = os.path.join(out, "loop", f"M{i}.pt")
@@ -147,6 +150,27 @@ def run_demo(out_dir: str | os.PathLike = "chad-demo", *, config: DemoConfig | N
     print(f"\n{len(queries)} held-out hummings against {len(song_list)} songs; "
           f"total {timings['total']:.0f} s. Outputs in {out} (plots in {os.path.join(out, 'plots')})")
     return results
+
+
+def hummed_part(hummings, share: float):
+    """The H part of the demo: the held-out (non-train) humming groups, and the train-split groups of
+    ``share`` of the train songs (evenly spaced in song-id order).
+
+    As in CHAD, where crowdsourced hummings cover far fewer songs than the mined covers (the paper's H
+    part: 2.1 hours of originals, its C part: 49.5), M_0 learns from the hummings of some songs and M_1
+    also from the covers of all of them.
+
+    Example
+    -------
+    >>> h = hummed_part(Manifest.read("corpus/hummings.csv"), 1 / 3)     # doctest: +SKIP
+    """
+    from .data import Manifest
+    if not (isinstance(share, (int, float)) and 0 < share <= 1):
+        raise ValueError(f"hummed_share must be in (0, 1], got {share!r}")
+    songs = sorted({str(r.group_id) for r in hummings.rows if r.split == "train"})
+    n = max(1, int(round(share * len(songs)))) if songs else 0
+    keep = {songs[int(i * len(songs) / n)] for i in range(n)}
+    return Manifest([r for r in hummings.rows if r.split != "train" or str(r.group_id) in keep])
 
 
 def _copy(src: str, dst: str) -> None:

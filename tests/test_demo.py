@@ -34,3 +34,23 @@ def test_quick_demo_end_to_end_and_resume(tmp_path, capsys):
     def scores(table):
         return [{k: v for k, v in r.items() if k != "seconds_per_query"} for r in table]
     assert scores(json.loads((out / "results.json").read_text())["table"]) == scores(res["table"])
+
+
+def test_hummed_part_keeps_test_groups_and_a_share_of_the_train_songs():
+    import pytest
+    from chadml.data import FragmentRow, Manifest
+    from chadml.demo import hummed_part
+    rows = []
+    for s in range(9):
+        split = "test" if s >= 6 else "train"
+        for kind in ("original", "humming"):
+            rows.append(FragmentRow(f"song{s}", "0", f"song{s}/0/{kind}", kind, source_id=f"v{s}", start=0.0,
+                                    end=5.0, duration=5.0, split=split))
+    h = Manifest(rows)
+    third = hummed_part(h, 1 / 3)
+    kept = sorted({r.group_id for r in third.rows if r.split == "train"})
+    assert kept == ["song0", "song3"]                             # 2 of 6 train songs, evenly spaced
+    assert {r.group_id for r in third.rows if r.split == "test"} == {"song6", "song7", "song8"}
+    assert len(hummed_part(h, 1.0).rows) == len(rows)
+    with pytest.raises(ValueError, match="hummed_share"):
+        hummed_part(h, 0.0)
