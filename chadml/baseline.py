@@ -222,12 +222,8 @@ class F0Config:
 
     @classmethod
     def from_dict(cls, d: dict) -> "F0Config":
-        if not isinstance(d, dict):
-            raise TypeError(f"F0Config dict must be a dict, got {type(d).__name__}")
-        unknown = sorted(set(d) - {f.name for f in dataclasses.fields(cls)})
-        if unknown:
-            raise ValueError(f"F0Config dict has unknown key(s) {unknown}")
-        return cls(**d)
+        from .features import _from_dict
+        return _from_dict(cls, d, "F0Config")
 
 
 def _runs(mask: np.ndarray) -> np.ndarray:

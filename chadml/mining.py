@@ -253,11 +253,8 @@ class MiningConfig:
 
     @classmethod
     def from_dict(cls, d: dict) -> "MiningConfig":
-        names = {f.name for f in dataclasses.fields(cls)}
-        unknown = set(d) - names
-        if unknown:
-            raise ValueError(f"MiningConfig.from_dict: unknown keys {sorted(unknown)}; expected some of {sorted(names)}")
-        return cls(**d)
+        from .features import _from_dict
+        return _from_dict(cls, d, "MiningConfig")
 
 
 # -------------------------------------------------------------------------------------------- embedding

@@ -103,11 +103,8 @@ class TrainConfig:
 
     @classmethod
     def from_dict(cls, d: dict) -> "TrainConfig":
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = set(d) - known
-        if unknown:
-            raise ValueError(f"unknown TrainConfig keys {sorted(unknown)}; expected a subset of {sorted(known)}")
-        return cls(**d)
+        from .features import _from_dict
+        return _from_dict(cls, d, "TrainConfig")
 
 
 # ----------------------------------------------------------------------------------------------

@@ -54,7 +54,7 @@ def test_config_defaults_are_the_papers_and_roundtrip():
         MiningConfig(d_min=21.0)
     with pytest.raises(ValueError, match="embed"):
         MiningConfig(embed="both")
-    with pytest.raises(ValueError, match="unknown keys"):
+    with pytest.raises(ValueError, match="MiningConfig has unknown key"):
         MiningConfig.from_dict({"dmin": 3})
     # the matching defaults go beyond the paper (measured: see MiningConfig); paper() is the paper's
     assert (c.standardize, c.fit_tempo, c.verify_tempo, c.peak_margin) == (True, True, True, 0.05)

@@ -156,7 +156,7 @@ def test_train_config_checks():
         TrainConfig(per_group=1)
     with pytest.raises(ValueError, match="batch_size"):
         TrainConfig(batch_size=4, per_group=4)
-    with pytest.raises(ValueError, match="unknown TrainConfig keys"):
+    with pytest.raises(ValueError, match="TrainConfig has unknown key"):
         TrainConfig.from_dict({"epochs": 1, "learning_rate": 3})
     assert TrainConfig.from_dict(TrainConfig().to_dict()) == TrainConfig()
     assert TrainConfig().groups_per_batch == 8
