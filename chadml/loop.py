@@ -72,6 +72,10 @@ class LoopConfig:
         relevant only).
     max_minutes : float or None
         A time limit for each training.
+    control : bool
+        Also train, each iteration, a control model ``M{i}_control.pt``: M_{i-1} trained the same way on
+        the humming groups alone, logged as ``retrieval_control``. M_i above its control shows that the
+        mined groups help, not just the extra training.
     mining : MiningConfig
     train_kwargs : dict
         Fields of :class:`chadml.train.TrainConfig` (e.g. ``width``, ``batch_size``, ``seed``); ``epochs``
@@ -87,6 +91,7 @@ class LoopConfig:
     fine_tune: bool = True
     include_uncertain: bool = False
     max_minutes: float | None = None
+    control: bool = False
     mining: MiningConfig = field(default_factory=MiningConfig)
     train_kwargs: dict = field(default_factory=dict)
 
@@ -104,6 +109,8 @@ class LoopConfig:
             raise ValueError(f"LoopConfig.window must be 'short' or 'long', got {self.window!r}")
         if self.max_minutes is not None and not (self.max_minutes > 0):
             raise ValueError(f"LoopConfig.max_minutes must be None or > 0, got {self.max_minutes!r}")
+        if not isinstance(self.control, bool):
+            raise TypeError(f"LoopConfig.control must be a bool, got {type(self.control).__name__}")
         if not isinstance(self.mining, MiningConfig):
             raise TypeError(f"LoopConfig.mining must be a MiningConfig, got {type(self.mining).__name__}")
 
@@ -197,21 +204,21 @@ def run_loop(songs, hummings, out_dir: str | os.PathLike, *, config: LoopConfig 
         raise ValueError("songs: no song of the train split to mine")
     logs = read_logs(out_dir)
 
-    def ckpt(i):
-        return os.path.join(out_dir, f"M{i}.pt")
+    def ckpt(i, suffix=""):
+        return os.path.join(out_dir, f"M{i}{suffix}.pt")
 
-    def train_model(i, manifest, init):
+    def train_model(i, manifest, init, suffix=""):
         t = time.perf_counter()
         tc = T.TrainConfig(**{**config.train_kwargs, "epochs": config.epochs0 if i == 0 else config.epochs,
                               "max_minutes": config.max_minutes})
         # resume=True: a checkpoint left by an interrupted training is continued (a finished one is kept)
-        T.train(manifest, ckpt(i), feature_config=fcfg, window_config=wcfg, config=tc, init=init, resume=True,
-                device=device, progress_bar=progress)
+        T.train(manifest, ckpt(i, suffix), feature_config=fcfg, window_config=wcfg, config=tc, init=init,
+                resume=True, device=device, progress_bar=progress)
         return time.perf_counter() - t
 
-    def evaluate(i, methods=("model",)):
+    def evaluate(i, methods=("model",), suffix=""):
         t = time.perf_counter()
-        fp = T.load_fingerprinter(ckpt(i), device=device)
+        fp = T.load_fingerprinter(ckpt(i, suffix), device=device)
         r = T.fragment_retrieval(fp, hummings, split="test", methods=methods)
         return {m: {k: float(v) for k, v in r[m].items()} for m in methods}, time.perf_counter() - t
 
@@ -259,8 +266,14 @@ def run_loop(songs, hummings, out_dir: str | os.PathLike, *, config: LoopConfig 
         train_manifest.write(train_path)
         train_s = train_model(i, train_manifest, ckpt(i - 1) if config.fine_tune else None)
         ret, eval_s = evaluate(i)
+        extra = {}
+        if config.control:     # the same training on the hummings alone
+            control_s = train_model(i, Manifest(hum_rows), ckpt(i - 1) if config.fine_tune else None, "_control")
+            ret_c, _ = evaluate(i, suffix="_control")
+            extra = {"retrieval_control": ret_c["model"], "control_model": ckpt(i, "_control"),
+                     "seconds_control": control_s}
         mined_rows = mined.rows
-        write_log(i, {
+        write_log(i, {**extra,
             "model": ckpt(i), "model_id": T.checkpoint_id(ckpt(i)), "mined_with": ckpt(i - 1),
             "songs_mined": len(batch), "songs_skipped": summary["skipped"],
             "groups": summary["groups"], "hours": summary["hours"], "cover_hours": summary["cover_hours"],
@@ -306,6 +319,7 @@ def _cli_loop(args) -> int:
     config = LoopConfig(iterations=args.iterations, songs_per_iteration=args.songs_per_iteration,
                         features=args.features, window=args.window, epochs0=args.epochs0, epochs=args.epochs,
                         fine_tune=not args.from_scratch, include_uncertain=args.include_uncertain,
+                        control=args.control,
                         max_minutes=args.max_minutes, mining=config_from_args(args), train_kwargs=train_kwargs)
     logs = run_loop(SongTable.read(args.songs), Manifest.read(args.hummings), args.out, config=config,
                     engine=args.engine, address=args.address,
@@ -341,6 +355,8 @@ def add_cli(subparsers) -> None:
     p.add_argument("--epochs", type=int, default=20, help="epochs of each M_{i+1} (%(default)s)")
     p.add_argument("--from-scratch", action="store_true", help="train each M_{i+1} from scratch (default: fine-tune)")
     p.add_argument("--include-uncertain", action="store_true", help="train on uncertain cover fragments too")
+    p.add_argument("--control", action="store_true",
+                   help="also train each M_i on the hummings alone (logged as retrieval_control)")
     p.add_argument("--max-minutes", type=float, default=None, help="time limit of each training")
     p.add_argument("--width", type=int, default=None, help="encoder width (default: train's)")
     p.add_argument("--no-augment", action="store_true", help="train without the augmentations")

@@ -22,7 +22,8 @@ def test_quick_demo_end_to_end_and_resume(tmp_path, capsys):
     for r in res["table"]:
         assert 0 <= r["top1"] <= r["top10"] <= 1 and 0 < r["mrr"] <= 1 and r["seconds_per_query"] > 0
     assert res["queries"] > 0 and res["songs"] == 8
-    assert set(res["fragment_retrieval"]) == {"M0", "M1", "untrained", "raw"}
+    assert set(res["fragment_retrieval"]) == {"M0", "M1", "control", "untrained", "raw"}
+    assert res["fragment_retrieval"]["control"] is None          # only with --control
     assert res["mining"]["groups"] >= 0
     # the training manifest M_1 saw holds the hummings and the mined cover groups
     manifest = (out / "manifest.csv").read_text()

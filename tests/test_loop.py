@@ -86,6 +86,21 @@ def test_loop_logs_each_iteration_and_resumes(data, tmp_path):
         run_loop(table, hum, out, config=LoopConfig(iterations=3, epochs0=1, epochs=1), progress=False)
 
 
+def test_loop_control_trains_on_the_hummings_alone(data, tmp_path):
+    import dataclasses
+    from chadml.train import load_checkpoint
+    table, hum = data
+    out = tmp_path / "loop"
+    logs = run_loop(table, hum, out, config=dataclasses.replace(CFG, iterations=1, control=True), progress=False)
+    e = logs[1]
+    assert set(e["retrieval_control"]) >= {"top1", "top10", "mrr"} and e["seconds_control"] > 0
+    assert e["control_model"].endswith("M1_control.pt") and (out / "M1_control.pt").exists()
+    assert load_checkpoint(out / "M1_control.pt")["epoch"] == CFG.epochs
+    assert "retrieval_control" not in logs[0]
+    with pytest.raises(TypeError, match="control"):
+        LoopConfig(control=1)
+
+
 def test_loop_batches_cycle_through_train_songs():
     from chadml.loop import _batch
     ids = ["a", "b", "c", "d", "e"]
