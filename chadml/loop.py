@@ -310,8 +310,9 @@ def _cli_loop(args) -> int:
         if not os.path.exists(p):
             raise FileNotFoundError(f"{name}: no such file: {p}")
     train_kwargs = {}
-    if args.width is not None:
-        train_kwargs["width"] = args.width
+    for name in ("width", "batch_size", "steps_per_epoch", "seed"):
+        if getattr(args, name) is not None:
+            train_kwargs[name] = getattr(args, name)
     if args.no_augment:
         train_kwargs["augment"] = False
     if args.lr_schedule != "constant":
@@ -359,6 +360,9 @@ def add_cli(subparsers) -> None:
                    help="also train each M_i on the hummings alone (logged as retrieval_control)")
     p.add_argument("--max-minutes", type=float, default=None, help="time limit of each training")
     p.add_argument("--width", type=int, default=None, help="encoder width (default: train's)")
+    p.add_argument("--batch-size", type=int, default=None, help="fragments per batch (default: train's)")
+    p.add_argument("--steps-per-epoch", type=int, default=None, help="batches per epoch (default: one pass)")
+    p.add_argument("--seed", type=int, default=None, help="training seed (default: train's)")
     p.add_argument("--no-augment", action="store_true", help="train without the augmentations")
     p.add_argument("--lr-schedule", choices=("constant", "cosine"), default="constant",
                    help="learning rate over each training: constant (the paper) or cosine decay (%(default)s)")

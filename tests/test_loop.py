@@ -101,6 +101,25 @@ def test_loop_control_trains_on_the_hummings_alone(data, tmp_path):
         LoopConfig(control=1)
 
 
+def test_cli_loop_runs_with_the_training_options(data, tmp_path, capsys):
+    from chadml.cli import main
+    table, hum = data
+    songs_csv, hum_csv = tmp_path / "songs.csv", tmp_path / "hum.csv"
+    table.write(str(songs_csv))
+    hum.write(str(hum_csv))
+    out = tmp_path / "loop"
+    rc = main(["--quiet", "loop", "--iterations", "1", "--songs", str(songs_csv), "--hummings", str(hum_csv),
+               "--out", str(out), "--epochs0", "1", "--epochs", "1", "--width", "4", "--batch-size", "8",
+               "--steps-per-epoch", "1", "--seed", "3", "--no-augment", "--lr-schedule", "cosine", "--control"])
+    assert rc == 0
+    cfg = json.load(open(out / "loop.json"))["config"]
+    assert cfg["train_kwargs"] == {"width": 4, "batch_size": 8, "steps_per_epoch": 1, "seed": 3, "augment": False,
+                                   "lr_schedule": "cosine"}
+    assert cfg["control"] is True and (out / "M1_control.pt").exists()
+    printed = capsys.readouterr().out
+    assert "iter" in printed and "prec" in printed
+
+
 def test_loop_batches_cycle_through_train_songs():
     from chadml.loop import _batch
     ids = ["a", "b", "c", "d", "e"]
