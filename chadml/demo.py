@@ -96,7 +96,7 @@ def run_demo(out_dir: str | os.PathLike = "chad-demo", *, config: DemoConfig | N
                            mining=MiningConfig(), control=config.control,
                            train_kwargs={"width": config.width, "batch_size": config.batch_size,
                                          "steps_per_epoch": config.steps_per_epoch, "seed": config.seed,
-                                         "lr_schedule": "cosine"})
+                                         "lr_schedule": "cosine", "groups_per_song": 2})
     logs = loop.run_loop(songs, hummings, os.path.join(out, "loop"), config=lcfg, progress=progress, device=device)
     for i in (0, 1):
         src = os.path.join(out, "loop", f"M{i}.pt")

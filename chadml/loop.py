@@ -310,7 +310,7 @@ def _cli_loop(args) -> int:
         if not os.path.exists(p):
             raise FileNotFoundError(f"{name}: no such file: {p}")
     train_kwargs = {}
-    for name in ("width", "batch_size", "steps_per_epoch", "seed"):
+    for name in ("width", "batch_size", "steps_per_epoch", "seed", "groups_per_song"):
         if getattr(args, name) is not None:
             train_kwargs[name] = getattr(args, name)
     if args.no_augment:
@@ -363,6 +363,8 @@ def add_cli(subparsers) -> None:
     p.add_argument("--batch-size", type=int, default=None, help="fragments per batch (default: train's)")
     p.add_argument("--steps-per-epoch", type=int, default=None, help="batches per epoch (default: one pass)")
     p.add_argument("--seed", type=int, default=None, help="training seed (default: train's)")
+    p.add_argument("--groups-per-song", type=int, default=None,
+                   help="draw each batch's groups in sets of N from one song (hard negatives; default: train's)")
     p.add_argument("--no-augment", action="store_true", help="train without the augmentations")
     p.add_argument("--lr-schedule", choices=("constant", "cosine"), default="constant",
                    help="learning rate over each training: constant (the paper) or cosine decay (%(default)s)")

@@ -52,6 +52,10 @@ class TrainConfig:
     ``steps_per_epoch=None`` means one pass over the groups (``ceil(n_groups / groups_per_batch)``).
     ``max_minutes`` stops after the first epoch that ends past that wall time (the checkpoint is
     complete and resumable). ``width`` is the encoder's base channel count (64 = ResNet18).
+    ``groups_per_song``: a batch's K groups come as K / ``groups_per_song`` songs with that many groups
+    each (a group's song is its ``group_id``), so that other phrases of the same song are negatives: the
+    hardest ones, and the ones fragment retrieval and mining must tell apart. 1: K groups at random (the
+    paper).
     ``lr_schedule``: ``"constant"`` (the paper) or ``"cosine"``: epoch ``e`` (from 0) of ``epochs`` runs at
     ``lr * (0.05 + 0.95 * (1 + cos(pi * e / epochs)) / 2)``, from ``lr`` down to 5 % of it (set per epoch,
     so a resumed run follows the same schedule).
@@ -70,9 +74,10 @@ class TrainConfig:
     max_minutes: float | None = None
     seed: int = 0
     lr_schedule: str = "constant"
+    groups_per_song: int = 1
 
     def __post_init__(self) -> None:
-        for name in ("epochs", "batch_size", "per_group", "width", "dim"):
+        for name in ("epochs", "batch_size", "per_group", "width", "dim", "groups_per_song"):
             v = getattr(self, name)
             if not isinstance(v, int) or isinstance(v, bool) or v < 1:
                 raise ValueError(f"TrainConfig.{name} must be a positive integer, got {v!r}")
@@ -165,16 +170,37 @@ class GroupBatchSampler:
     duration groups), the same place in the music in fragments of different tempi.
     """
 
-    def __init__(self, bank: FragmentBank, window_frames: int, groups_per_batch: int, per_group: int):
+    def __init__(self, bank: FragmentBank, window_frames: int, groups_per_batch: int, per_group: int,
+                 groups_per_song: int = 1):
         if len(bank) < 2:
             raise ValueError(f"training needs at least 2 groups (negatives), got {len(bank)}")
         self.bank = bank
         self.wf = int(window_frames)
         self.k = min(groups_per_batch, len(bank))
         self.per_group = per_group
+        self.groups_per_song = int(groups_per_song)
+        songs: dict[str, list[int]] = {}
+        if self.groups_per_song > 1:
+            for g, rows in enumerate(bank.rows):
+                songs.setdefault(str(rows[0].group_id), []).append(g)
+        self.songs = [v for _, v in sorted(songs.items()) if len(v) >= self.groups_per_song]
+
+    def _groups(self, rng: np.random.Generator) -> np.ndarray:
+        """The batch's groups: ``groups_per_song`` from each of random songs that have as many, then random
+        other groups up to K."""
+        if self.groups_per_song <= 1 or not self.songs:
+            return rng.choice(len(self.bank), size=self.k, replace=False)
+        n_songs = min(self.k // self.groups_per_song, len(self.songs))
+        gs: list[int] = []
+        for s in rng.choice(len(self.songs), size=n_songs, replace=False):
+            gs += rng.choice(self.songs[s], size=self.groups_per_song, replace=False).tolist()
+        if len(gs) < self.k:
+            rest = np.setdiff1d(np.arange(len(self.bank)), gs)
+            gs += rng.choice(rest, size=self.k - len(gs), replace=False).tolist()
+        return np.asarray(gs, dtype=np.int64)
 
     def sample(self, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-        gs = rng.choice(len(self.bank), size=self.k, replace=False)
+        gs = self._groups(rng)
         out, labels = [], []
         for g in gs:
             feats = self.bank.features[g]
@@ -342,7 +368,7 @@ def train(manifest, out: str | os.PathLike, *, feature_config=None, window_confi
 
     bank = bank or FragmentBank(manifest, feature_config, split=split, progress_bar=progress_bar)
     wf, _ = window_config.frames(feature_config.frame_rate)
-    sampler = GroupBatchSampler(bank, wf, config.groups_per_batch, config.per_group)
+    sampler = GroupBatchSampler(bank, wf, config.groups_per_batch, config.per_group, config.groups_per_song)
     steps = config.steps_per_epoch or math.ceil(len(bank) / sampler.k)
     loss_fn = losses.NTXentLoss(temperature=config.temperature)
     miner = miners.MultiSimilarityMiner(epsilon=config.ms_epsilon)
@@ -516,6 +542,8 @@ def add_cli(sub) -> None:
     p.add_argument("--lr-schedule", choices=("constant", "cosine"), default="constant",
                    help="constant (the paper) or cosine decay to 5%% of --lr over the epochs (%(default)s)")
     p.add_argument("--width", type=int, default=64, help="encoder base channels (64 = ResNet18)")
+    p.add_argument("--groups-per-song", type=int, default=1,
+                   help="draw each batch's groups in sets of N from one song (hard negatives; %(default)s)")
     p.add_argument("--steps-per-epoch", type=int, default=None)
     p.add_argument("--max-minutes", type=float, default=None)
     p.add_argument("--no-augment", action="store_true")
@@ -534,7 +562,8 @@ def _cli_train(args: argparse.Namespace) -> int:
     wc = SHORT if args.window == "short" else LONG
     cfg = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, width=args.width,
                       steps_per_epoch=args.steps_per_epoch, max_minutes=args.max_minutes,
-                      augment=not args.no_augment, seed=args.seed, lr_schedule=args.lr_schedule)
+                      augment=not args.no_augment, seed=args.seed, lr_schedule=args.lr_schedule,
+                      groups_per_song=args.groups_per_song)
     manifest = Manifest.read(args.data)
     out = train(manifest, args.out, feature_config=fc, window_config=wc, config=cfg, init=args.init,
                 resume=args.resume, device=args.device, split=args.split or None,

@@ -110,11 +110,12 @@ def test_cli_loop_runs_with_the_training_options(data, tmp_path, capsys):
     out = tmp_path / "loop"
     rc = main(["--quiet", "loop", "--iterations", "1", "--songs", str(songs_csv), "--hummings", str(hum_csv),
                "--out", str(out), "--epochs0", "1", "--epochs", "1", "--width", "4", "--batch-size", "8",
-               "--steps-per-epoch", "1", "--seed", "3", "--no-augment", "--lr-schedule", "cosine", "--control"])
+               "--steps-per-epoch", "1", "--seed", "3", "--no-augment", "--lr-schedule", "cosine", "--control",
+               "--groups-per-song", "2"])
     assert rc == 0
     cfg = json.load(open(out / "loop.json"))["config"]
-    assert cfg["train_kwargs"] == {"width": 4, "batch_size": 8, "steps_per_epoch": 1, "seed": 3, "augment": False,
-                                   "lr_schedule": "cosine"}
+    assert cfg["train_kwargs"] == {"width": 4, "batch_size": 8, "steps_per_epoch": 1, "seed": 3, "groups_per_song": 2,
+                                   "augment": False, "lr_schedule": "cosine"}
     assert cfg["control"] is True and (out / "M1_control.pt").exists()
     printed = capsys.readouterr().out
     assert "iter" in printed and "prec" in printed

@@ -100,6 +100,37 @@ def test_sampler_places_windows_at_the_same_music_in_fragments_of_other_tempi():
     assert max(starts) - min(starts) > 0.4             # and the position varies from batch to batch
 
 
+def test_sampler_groups_per_song_draws_songs_in_pairs_and_fills_up():
+    from types import SimpleNamespace as NS
+
+    class Bank:  # 5 songs: song0..song3 with 3 groups each, song4 with 1; group g's feature is filled with g
+        feature_config = FeatureConfig()
+        rows = [[NS(group_id=f"song{s}")] * 2 for s in range(4) for _ in range(3)] + [[NS(group_id="song4")] * 2]
+        features = [[np.full((84, 30), g, np.float32)] * 2 for g in range(13)]
+
+        def __len__(self):
+            return 13
+
+    bank = Bank()
+    song_of = [str(r[0].group_id) for r in bank.rows]
+    s = GroupBatchSampler(bank, 10, groups_per_batch=6, per_group=2, groups_per_song=2)
+    assert len(s.songs) == 4                                   # song4 has one group only
+    for seed in range(20):
+        x, labels = s.sample(np.random.default_rng(seed))
+        gs = [int(x[labels == g][0, 0, 0]) for g in np.unique(labels)]
+        assert len(gs) == 6 and len(set(gs)) == 6
+        songs = [song_of[g] for g in gs]
+        assert all(songs.count(t) >= 2 for t in set(songs))   # 3 songs x 2 groups
+    big = GroupBatchSampler(bank, 10, groups_per_batch=12, per_group=2, groups_per_song=2)
+    x, labels = big.sample(np.random.default_rng(0))          # 4 songs x 2, then 4 more groups at random
+    assert len(np.unique(labels)) == 12
+    plain = GroupBatchSampler(bank, 10, groups_per_batch=6, per_group=2)
+    a = plain.sample(np.random.default_rng(1))[1]
+    assert np.array_equal(a, GroupBatchSampler(bank, 10, 6, 2, 1).sample(np.random.default_rng(1))[1])
+    with pytest.raises(ValueError, match="groups_per_song"):
+        TrainConfig(groups_per_song=0)
+
+
 def test_train_writes_a_checkpoint_that_loads_into_a_fingerprinter(tmp_path, manifest, bank):
     out = tmp_path / "m.pt"
     train(manifest, out, config=TrainConfig(**TINY), bank=bank, progress_bar=False)
