@@ -501,8 +501,8 @@ def _tempo_start(frag_fps: np.ndarray, offset_s: float, cover: Embedding, lag: i
     """``(start, ratio, weakest)``: the cover time of the fragment's start and the cover's tempo against the
     original (cover seconds per original second), from the fragment's first and last thirds matched apart
     near ``lag`` (see ``MiningConfig.fit_tempo``), each placed between window steps by a parabola through
-    its correlation peak, and the lower of the two thirds' peak scores; None when either third finds nothing above ``beta_irrel`` or the ratio is
-    outside 0.7..1.4."""
+    its correlation peak, and the lower of the two thirds' peak scores; None when either third finds
+    nothing above ``beta_irrel`` or the ratio is outside 0.7..1.4."""
     import chadsp
     n = len(frag_fps)
     m = max(2, n // 3)
@@ -539,8 +539,8 @@ def match_fragment(frag_fps: np.ndarray, offset_s: float, duration: float, cover
     fragment's start; ``duration`` is the fragment's length. A peak at lag ``l`` puts the cover
     fragment at ``cover.starts[l] - offset_s`` (plus a sub-step correction with ``config.refine``),
     ``duration`` long; with ``config.fit_tempo`` the start and the length come from the cover's fitted
-    tempo instead (``duration * ratio``). A match that would run past either end of the cover by more than half a step is
-    dropped; one within half a step is moved inside. Matches come in time order.
+    tempo instead (``duration * ratio``). A match that would run past either end of the cover by more
+    than half a step is dropped; one within half a step is moved inside. Matches come in time order.
 
     Raises ``ValueError`` when the cover has fewer windows than the fragment.
 
