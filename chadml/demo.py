@@ -127,14 +127,14 @@ def run_demo(out_dir: str | os.PathLike = "chad-demo", *, config: DemoConfig | N
     timings["total"] = time.perf_counter() - t_all
 
     _stage("5/5 results")
+    first, last = logs[0], (logs[1] if len(logs) > 1 else None)
     results = {"format_version": FORMAT_VERSION, "config": _jsonable(dataclasses.asdict(config)),
                "songs": len(song_list), "queries": len(queries), "table": rows,
-               "fragment_retrieval": {"M0": logs[0].get("retrieval"), "M1": logs[1].get("retrieval") if len(logs) > 1
-                                      else None, "control": logs[1].get("retrieval_control") if len(logs) > 1
-                                      else None, "untrained": logs[0].get("retrieval_untrained"),
-                                      "raw": logs[0].get("retrieval_raw")},
-               "mining": {k: logs[1].get(k) for k in ("groups", "relevant", "uncertain", "precision", "recall",
-                                                       "hours")} if len(logs) > 1 else None,
+               "fragment_retrieval": {"M0": first.get("retrieval"), "M1": last and last.get("retrieval"),
+                                      "control": last and last.get("retrieval_control"),
+                                      "untrained": first.get("retrieval_untrained"), "raw": first.get("retrieval_raw")},
+               "mining": {k: last.get(k) for k in ("groups", "relevant", "uncertain", "precision", "recall",
+                                                    "hours")} if last else None,
                "seconds": timings, "out": out}
     atomic_write_text(os.path.join(out, "results.json"), json.dumps(results, indent=1, sort_keys=True))
     table = format_table(rows)

@@ -264,11 +264,12 @@ def run_loop(songs, hummings, out_dir: str | os.PathLike, *, config: LoopConfig 
         train_path = os.path.join(it_dir, "train.csv")
         train_manifest = Manifest(train_rows)
         train_manifest.write(train_path)
-        train_s = train_model(i, train_manifest, ckpt(i - 1) if config.fine_tune else None)
+        init = ckpt(i - 1) if config.fine_tune else None
+        train_s = train_model(i, train_manifest, init)
         ret, eval_s = evaluate(i)
         extra = {}
         if config.control:     # the same training on the hummings alone
-            control_s = train_model(i, Manifest(hum_rows), ckpt(i - 1) if config.fine_tune else None, "_control")
+            control_s = train_model(i, Manifest(hum_rows), init, "_control")
             ret_c, _ = evaluate(i, suffix="_control")
             extra = {"retrieval_control": ret_c["model"], "control_model": ckpt(i, "_control"),
                      "seconds_control": control_s}

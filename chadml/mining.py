@@ -810,12 +810,12 @@ def mine_song(song_id: str, original, covers: Sequence, fingerprinter, *, config
     for (a, b), (fps, off) in zip(frag.fragments.tolist(), frag.fingerprints):
         d = b - a
         matches = []
+        own = int(np.abs(emb_o.starts - (a + off)).argmin()) if len(emb_o.starts) else 0   # for cross_check
         for rec, emb_c, pitch_c in cover_embs:
             if d > emb_c.duration or len(fps) > len(emb_c.fps):
                 short[rec["version_id"]] = short.get(rec["version_id"], 0) + 1
                 continue
             truth = _shifted(lambda t: _true_starts(rec.get("alignment"), t), a)
-            own = int(np.abs(emb_o.starts - (a + off)).argmin()) if len(emb_o.starts) else 0
             for m in match_fragment(fps, off, d, emb_c, config):
                 if m.relevant and config.cross_check is not None and not cross_check(
                         emb_o, own, emb_c, m.lag, len(fps), config.cross_check):
@@ -1285,16 +1285,19 @@ def add_mining_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--address", default=None, help="Ray cluster address (with --engine ray)")
 
 
+def _off_if_negative(v):
+    """A CLI value where a negative number means "off" (None)."""
+    return v if v is not None and v >= 0 else None
+
+
 def config_from_args(args) -> MiningConfig:
-    margin = args.peak_margin if args.peak_margin is not None and args.peak_margin >= 0 else None
     c = MiningConfig(d_min=args.d_min, d_max=args.d_max, pauses=tuple(args.pauses),
                      db_levels=tuple(args.db_levels), alpha_corr=args.alpha_corr, beta_rel=args.beta_rel,
                      beta_irrel=args.beta_irrel, embed=args.embed, refine=args.refine,
                      center=args.center, standardize=args.standardize, fit_tempo=args.fit_tempo,
-                     verify_tempo=args.verify_tempo, peak_margin=margin,
-                     cross_check=args.cross_check if args.cross_check is not None and args.cross_check >= 0 else None,
-                     key_check=args.key_check,
-                     verify_min=args.verify_min if args.verify_min is not None and args.verify_min >= 0 else None)
+                     verify_tempo=args.verify_tempo, peak_margin=_off_if_negative(args.peak_margin),
+                     cross_check=_off_if_negative(args.cross_check), key_check=args.key_check,
+                     verify_min=_off_if_negative(args.verify_min))
     return MiningConfig.paper(c) if getattr(args, "paper_matching", False) else c
 
 
