@@ -30,7 +30,6 @@ import logging
 import math
 import os
 import time
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Iterable, Sequence
 
@@ -656,12 +655,8 @@ class F0DtwSearcher:
                 best = (c, a2, b2, shift)
             return best[0], best[1]
 
-        workers = self.threads or os.cpu_count() or 1
-        if workers > 1 and len(pos) > 1:
-            with ThreadPoolExecutor(max_workers=workers) as pool:
-                res = list(pool.map(one, pos, chunksize=max(1, len(pos) // (4 * workers))))
-        else:
-            res = [one(p) for p in pos]
+        from .search import map_threads
+        res = map_threads(one, pos, self.threads)
         cost = np.array([r[0] for r in res], np.float64)
         scores = (-cost / math.sqrt(n)).astype(np.float32)
         return scores, np.array([r[1] for r in res], np.int64)

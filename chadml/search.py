@@ -60,6 +60,23 @@ class Match:
         return asdict(self)
 
 
+def map_threads(fn, items: Sequence, threads: int | None = None) -> list:
+    """``[fn(x) for x in items]`` on ``threads`` worker threads (None: one per core), in order. For work
+    that releases the GIL (the ``chadsp`` kernels); one item or one thread runs inline.
+
+    Example
+    -------
+    >>> map_threads(lambda x: x * x, [1, 2, 3], threads=2)
+    [1, 4, 9]
+    """
+    from concurrent.futures import ThreadPoolExecutor
+    workers = threads or os.cpu_count() or 1
+    if workers > 1 and len(items) > 1:
+        with ThreadPoolExecutor(max_workers=workers) as pool:
+            return list(pool.map(fn, items))
+    return [fn(x) for x in items]
+
+
 def load_query_audio(audio, sr: int = 16000) -> tuple[np.ndarray, int]:
     """``(mono float32 signal, sample rate)`` of a path (read and resampled to 16 kHz) or an array at ``sr``."""
     if isinstance(audio, (str, os.PathLike)):
@@ -286,7 +303,6 @@ class Searcher:
 
     def _rerank_pearson(self, q: np.ndarray, cand: np.ndarray) -> tuple[np.ndarray, np.ndarray, int]:
         import chadsp
-        from concurrent.futures import ThreadPoolExecutor
         idx = self.index
         n = len(cand)
         scores = np.full(n, -np.inf, np.float32)
@@ -308,15 +324,9 @@ class Searcher:
 
         for c in big:
             put(c, chadsp.rerank(q, (c[0], c[1]), threads=self.threads))
-        if small:
-            one = lambda c: chadsp.rerank(q, (c[0], c[1]), threads=1)  # noqa: E731
-            if workers > 1 and len(small) > 1:
-                with ThreadPoolExecutor(max_workers=workers) as pool:
-                    for c, res in zip(small, pool.map(one, small)):
-                        put(c, res)
-            else:
-                for c in small:
-                    put(c, one(c))
+        for c, res in zip(small, map_threads(lambda c: chadsp.rerank(q, (c[0], c[1]), threads=1), small,
+                                             self.threads)):
+            put(c, res)
         # a song shorter than the query slides inside it (lag <= 0): the match starts at the song's start
         np.maximum(lags, 0, out=lags)
         return scores, lags, int(sum(len(c[0]) for c in chunks))
@@ -328,7 +338,6 @@ class Searcher:
         score = minus the cost, lag = the start of the matched segment.
         """
         import chadsp
-        from concurrent.futures import ThreadPoolExecutor
         idx = self.index
         songs = idx.songs()
         ids = [songs[c].song_id for c in cand]
@@ -338,12 +347,7 @@ class Searcher:
                                                     threads=1)
             return cost, start
 
-        workers = self.threads or os.cpu_count() or 1
-        if workers > 1 and len(ids) > 1:
-            with ThreadPoolExecutor(max_workers=workers) as pool:
-                res = list(pool.map(one, ids, chunksize=max(1, len(ids) // (4 * workers))))
-        else:
-            res = [one(sid) for sid in ids]
+        res = map_threads(one, ids, self.threads)
         scores = np.array([-r[0] for r in res], np.float32)
         lags = np.array([r[1] for r in res], np.int64)
         return scores, lags, int(idx._lengths[cand].sum())
