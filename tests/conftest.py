@@ -5,7 +5,20 @@ import os
 # torch or chadsp load their runtimes.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
+import pytest
 from hypothesis import HealthCheck, settings
+
+
+@pytest.fixture(scope="module")
+def one_faiss_thread():
+    """FAISS on one thread for the module (tiny test indexes: one thread is faster, and the machine is
+    shared); the previous count is restored after it."""
+    import faiss
+    n = faiss.omp_get_max_threads()
+    faiss.omp_set_num_threads(1)
+    yield
+    faiss.omp_set_num_threads(n)
+
 
 # numba kernels compile on first call: no deadline. "asan" is the profile CI uses for the
 # AddressSanitizer re-run of the kernel tests (fewer examples; the build is slower).

@@ -16,13 +16,7 @@ from _searchkit import FEATURES, WINDOW, fp_index, random_songs, tiny_fingerprin
 from chadml import ChadError
 from chadml.index import IndexCorruptError, IndexMismatchError, SongIndex, fingerprinter_id
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_faiss_thread():
-    import faiss
-    n = faiss.omp_get_max_threads()
-    faiss.omp_set_num_threads(1)     # tiny indexes: one thread is faster, and the machine is shared
-    yield
-    faiss.omp_set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_faiss_thread")
 
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

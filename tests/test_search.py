@@ -14,13 +14,7 @@ from chadml.index import IndexMismatchError, SongIndex
 from chadml.search import FusedSearcher, Match, Searcher
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_faiss_thread():
-    import faiss
-    n = faiss.omp_get_max_threads()
-    faiss.omp_set_num_threads(1)     # tiny indexes: one thread is faster, and the machine is shared
-    yield
-    faiss.omp_set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_faiss_thread")
 
 
 @pytest.fixture(scope="module")
