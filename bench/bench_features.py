@@ -10,10 +10,8 @@ one process on the same audio. ``note`` gives ours in x real time (seconds of au
 """
 from __future__ import annotations
 
-import importlib.util
 import os
 import sys
-import types
 
 import numpy as np
 import torch
@@ -25,6 +23,7 @@ from _timing import paired_times, row  # noqa: E402
 
 from chadml import crepe  # noqa: E402
 from chadml.features import C1_HZ, CQT, FeatureConfig, extract_features_batch  # noqa: E402
+from tests.test_crepe import torchcrepe_reference  # noqa: E402  (torchcrepe's own network, for the ratio)
 
 SR = 16000
 
@@ -37,17 +36,6 @@ def _sung(duration: float, seed: int = 0) -> np.ndarray:
     y = sum(np.sin(h * phase) / h for h in range(1, 12))
     y = y + 0.01 * rng.standard_normal(n)
     return (0.3 * y / np.abs(y).max()).astype(np.float32)
-
-
-def _torchcrepe_net(model: str):
-    """torchcrepe's own network class (its model.py; the package itself cannot be imported here)."""
-    spec = importlib.util.find_spec("torchcrepe")
-    src = open(os.path.join(spec.submodule_search_locations[0], "model.py")).read()
-    ns = {"torchcrepe": types.SimpleNamespace(PITCH_BINS=360)}
-    exec(compile(src.replace("import torchcrepe\n", ""), "torchcrepe/model.py", "exec"), ns)
-    net = ns["Crepe"](model)
-    net.load_state_dict(torch.load(crepe.weights_path(model), map_location="cpu", weights_only=True))
-    return net.eval()
 
 
 def cases(quick: bool = False) -> list[dict]:
@@ -94,7 +82,7 @@ def cases(quick: bool = False) -> list[dict]:
         return rows
     for model, seconds in (("tiny", 2.0 if quick else 10.0), ("full", 0.5 if quick else 2.0)):
         yc = _sung(seconds, seed=1)
-        net = _torchcrepe_net(model)
+        net = torchcrepe_reference(model)
         frames = crepe._frames(torch.from_numpy(yc), 160)
         bs = crepe._DEFAULT_BATCH[model]
 
