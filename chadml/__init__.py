@@ -7,8 +7,7 @@ from __future__ import annotations
 __version__ = "0.1.0"
 
 
-class ChadError(Exception):
-    """A pipeline-level failure: a corrupt index, a model/index mismatch, a checkpoint of another config."""
+from .errors import ChadError, UsageError
 
 
-__all__ = ["ChadError", "__version__"]
+__all__ = ["ChadError", "UsageError", "__version__"]

@@ -21,7 +21,7 @@ from fractions import Fraction
 import numpy as np
 
 from . import ChadError
-from .progress import atomic_path
+from .util import atomic_path
 
 SR = 16000
 """The sample rate of every signal in chad (Hz)."""

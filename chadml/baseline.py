@@ -86,7 +86,8 @@ class RawFeatureSearcher:
 
         from .audio import resample
         from .features import extract_features
-        from .search import Match, _check_top, load_query_audio
+        from .config import check_top as _check_top
+        from .search import Match, load_query_audio
         t0 = time.perf_counter()
         top = _check_top(top)
         y, y_sr = load_query_audio(audio, sr)
@@ -221,8 +222,8 @@ class F0Config:
 
     @classmethod
     def from_dict(cls, d: dict) -> "F0Config":
-        from .features import _from_dict
-        return _from_dict(cls, d, "F0Config")
+        from .config import from_dict
+        return from_dict(cls, d, "F0Config")
 
 
 def _runs(mask: np.ndarray) -> np.ndarray:
@@ -454,7 +455,7 @@ class F0Index:
               extra: dict | None = None) -> "F0Index":
         """Write contours given as ``(song_id, pitch, times_s, title, path, duration_s)`` (replacing an
         existing F0 index there, atomically)."""
-        from .progress import atomic_path, atomic_write_text
+        from .util import atomic_path, atomic_write_text
         directory = os.fspath(directory)
         os.makedirs(directory, exist_ok=True)
         songs, pitches, times = [], [], []
@@ -515,7 +516,7 @@ class F0Index:
         on_error : "raise", or "skip" (an unreadable song is left out, with a warning).
         """
         from .audio import load
-        from .progress import progress
+        from .util import progress
         if on_error not in ("raise", "skip"):
             raise ValueError(f"on_error must be 'raise' or 'skip', got {on_error!r}")
         cfg = config or F0Config()
@@ -655,7 +656,7 @@ class F0DtwSearcher:
                 best = (c, a2, b2, shift)
             return best[0], best[1]
 
-        from .search import map_threads
+        from .util import map_threads
         res = map_threads(one, pos, self.threads)
         cost = np.array([r[0] for r in res], np.float64)
         scores = (-cost / math.sqrt(n)).astype(np.float32)
@@ -663,7 +664,8 @@ class F0DtwSearcher:
 
     def query(self, audio, sr: int = 16000, top: int = 10) -> list:
         """The ``top`` songs for a query (array at ``sr`` or a path), best first (``chadml.search.Match``)."""
-        from .search import _check_top, load_query_audio
+        from .config import check_top as _check_top
+        from .search import load_query_audio
         t0 = time.perf_counter()
         top = _check_top(top)
         y, y_sr = load_query_audio(audio, sr)
@@ -675,7 +677,7 @@ class F0DtwSearcher:
 
     def query_contour(self, contour: np.ndarray, top: int = 10) -> list:
         """:meth:`query` from a precomputed contour."""
-        from .search import _check_top
+        from .config import check_top as _check_top
         t0 = time.perf_counter()
         return self._finish(np.asarray(contour, np.float32), _check_top(top), t0, t0, None)
 

@@ -52,8 +52,8 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING if args.quiet else logging.INFO,
                         format="%(levelname)s %(name)s: %(message)s")
     logging.getLogger("faiss.loader").setLevel(logging.WARNING)
-    from . import progress
-    progress.QUIET = bool(args.quiet)   # its CPU-feature probing is noise
+    from . import util
+    util.set_quiet(args.quiet)   # its CPU-feature probing is noise
     if not getattr(args, "func", None):
         parser.print_help()
         return 2

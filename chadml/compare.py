@@ -25,7 +25,7 @@ from typing import Mapping, Sequence
 
 import numpy as np
 
-from .progress import atomic_path, atomic_write_text
+from .util import atomic_path, atomic_write_text
 
 log = logging.getLogger(__name__)
 

@@ -39,7 +39,7 @@ import numpy as np
 
 from . import audio
 from .data import FragmentRow, Manifest, SongRow, SongTable, map_time
-from .progress import atomic_write_text, progress
+from .util import atomic_write_text, progress
 
 log = logging.getLogger(__name__)
 

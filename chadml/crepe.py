@@ -33,7 +33,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .features import CREPE_BINS, CREPE_HOP, CREPE_POOL, check_audio, resolve_device
+from .config import CREPE_BINS, CREPE_HOP, CREPE_POOL
+from .features import check_audio, resolve_device
 
 __all__ = [
     "Crepe", "load_crepe", "weights_path", "activations", "predict_f0", "crepe_features",

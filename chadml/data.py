@@ -42,7 +42,7 @@ from typing import Any, Iterable, Iterator, Sequence
 import numpy as np
 
 from . import ChadError
-from .progress import atomic_path, atomic_write_text
+from .util import atomic_path, atomic_write_text
 
 log = logging.getLogger(__name__)
 

@@ -25,7 +25,7 @@ import shutil
 import time
 from dataclasses import dataclass, field
 
-from .progress import atomic_path, atomic_write_text
+from .util import atomic_path, atomic_write_text
 
 log = logging.getLogger(__name__)
 

@@ -27,7 +27,7 @@ from typing import Iterable, Mapping, Sequence
 import numpy as np
 
 from . import ChadError
-from .progress import atomic_path, atomic_write_text, progress
+from .util import atomic_path, atomic_write_text, progress
 
 log = logging.getLogger(__name__)
 

@@ -46,6 +46,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from .config import CREPE_BINS, CREPE_HOP, CREPE_POOL, check_number, from_dict
+
 __all__ = [
     "FeatureConfig", "WindowConfig", "SHORT", "LONG", "CQT", "cqt_frequencies", "log_normalize",
     "check_audio", "extract_features", "extract_features_batch", "window_starts", "make_windows",
@@ -57,32 +59,11 @@ _HANN_BANDWIDTH = 1.50018310546875  # librosa.filters.window_bandwidth("hann")
 _KINDS = ("cqt", "crepe")
 _CREPE_MODELS = ("full", "tiny")
 _DEC_BLOCK = 32     # outputs per row of the CQT's decimation GEMM
-CREPE_HOP = 160     # CREPE's hop at 16 kHz (10 ms)
-CREPE_POOL = 4      # activations averaged over 4 frames in time -> 25 frames per second
-CREPE_BINS = 80     # 180 bins (3 octaves of 20 cents) downscaled to 80
 
 
 # --------------------------------------------------------------------------------------------
 # Configurations
 # --------------------------------------------------------------------------------------------
-
-def _from_dict(cls, d: Any, what: str):
-    if not isinstance(d, dict):
-        raise TypeError(f"{what} must be a dict, got {type(d).__name__}")
-    names = {f.name for f in dataclasses.fields(cls)}
-    unknown = sorted(set(d) - names)
-    if unknown:
-        raise ValueError(f"{what} has unknown key(s) {unknown}; expected a subset of {sorted(names)}")
-    return cls(**d)
-
-
-def _check_number(name: str, value: Any, *, integer: bool = False, positive: bool = True) -> None:
-    ok_types = (int, np.integer) if integer else (int, float, np.integer, np.floating)
-    if isinstance(value, bool) or not isinstance(value, ok_types):
-        raise TypeError(f"{name} must be {'an int' if integer else 'a number'}, got {value!r}")
-    if not math.isfinite(float(value)) or (positive and value <= 0):
-        raise ValueError(f"{name} must be a finite number > 0, got {value!r}")
-
 
 @dataclasses.dataclass(frozen=True)
 class FeatureConfig:
@@ -125,8 +106,8 @@ class FeatureConfig:
         if self.crepe_model not in _CREPE_MODELS:
             raise ValueError(f"FeatureConfig.crepe_model must be one of {_CREPE_MODELS}, got {self.crepe_model!r}")
         for name in ("sr", "hop_length", "n_bins", "bins_per_octave"):
-            _check_number(f"FeatureConfig.{name}", getattr(self, name), integer=True)
-        _check_number("FeatureConfig.fmin", self.fmin)
+            check_number(f"FeatureConfig.{name}", getattr(self, name), integer=True)
+        check_number("FeatureConfig.fmin", self.fmin)
         if self.kind == "crepe" and self.sr != 16000:
             raise ValueError(f"FeatureConfig.sr must be 16000 for kind='crepe' (CREPE's rate), got {self.sr}")
         if self.kind == "cqt":
@@ -166,7 +147,7 @@ class FeatureConfig:
     @classmethod
     def from_dict(cls, d: dict) -> "FeatureConfig":
         """The config of ``to_dict``; unknown keys or bad values raise ``ValueError``/``TypeError``."""
-        return _from_dict(cls, d, "FeatureConfig dict")
+        return from_dict(cls, d, "FeatureConfig dict")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -183,15 +164,15 @@ class WindowConfig:
     step_s: float
 
     def __post_init__(self) -> None:
-        _check_number("WindowConfig.window_s", self.window_s)
-        _check_number("WindowConfig.step_s", self.step_s)
+        check_number("WindowConfig.window_s", self.window_s)
+        check_number("WindowConfig.step_s", self.step_s)
 
     def frames(self, frame_rate: float) -> tuple[int, float]:
         """``(win_frames, step_frames)``: the window in whole frames (rounded), the step possibly fractional.
 
         Window ``k`` starts at frame ``round(k * step_frames)``.
         """
-        _check_number("frame_rate", frame_rate)
+        check_number("frame_rate", frame_rate)
         win = int(round(self.window_s * frame_rate))
         if win < 1:
             raise ValueError(f"window_s={self.window_s} is shorter than one frame at frame_rate={frame_rate}")
@@ -205,7 +186,7 @@ class WindowConfig:
 
     @classmethod
     def from_dict(cls, d: dict) -> "WindowConfig":
-        return _from_dict(cls, d, "WindowConfig dict")
+        return from_dict(cls, d, "WindowConfig dict")
 
 
 SHORT = WindowConfig(3.0, 0.25)  # M_short: queries under 15 s
@@ -325,8 +306,8 @@ class CQT(torch.nn.Module):
         super().__init__()
         for name, v in (("sr", sr), ("hop_length", hop_length), ("n_bins", n_bins),
                         ("bins_per_octave", bins_per_octave)):
-            _check_number(name, v, integer=True)
-        _check_number("fmin", fmin)
+            check_number(name, v, integer=True)
+        check_number("fmin", fmin)
         freqs, alpha, lengths, cutoff, n_octaves = _cqt_geometry(sr, hop_length, float(fmin), n_bins, bins_per_octave)
         self.sr, self.hop_length, self.fmin = int(sr), int(hop_length), float(fmin)
         self.n_bins, self.bins_per_octave, self.n_octaves = int(n_bins), int(bins_per_octave), n_octaves
@@ -419,7 +400,7 @@ def log_normalize(mag, top_db: float = 80.0):
     m = torch.from_numpy(mag) if is_np else mag
     if m.ndim not in (2, 3):
         raise ValueError(f"mag must be (F, T) or (B, F, T), got shape {tuple(m.shape)}")
-    _check_number("top_db", top_db)
+    check_number("top_db", top_db)
     amin = 1e-10
     db = 20.0 * torch.log10(torch.clamp(m, min=amin))
     ref = db.amax(dim=(-2, -1), keepdim=True)
@@ -536,7 +517,7 @@ def window_starts(n_frames: int, window: WindowConfig, frame_rate: float) -> np.
     """
     if not isinstance(window, WindowConfig):
         raise TypeError(f"window must be a WindowConfig, got {type(window).__name__}")
-    _check_number("n_frames", n_frames, integer=True)
+    check_number("n_frames", n_frames, integer=True)
     win, step = window.frames(frame_rate)
     if n_frames <= win:
         return np.zeros(1, dtype=np.int64)

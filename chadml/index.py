@@ -48,7 +48,7 @@ from typing import Any, Iterable, Iterator, Sequence
 import numpy as np
 
 from . import ChadError, __version__
-from .progress import atomic_path, progress
+from .util import atomic_path, check_signal, progress
 
 log = logging.getLogger(__name__)
 
@@ -880,7 +880,7 @@ class SongIndex:
                         y, y_sr = _audio.load(path, sr=16000), 16000
                         title = title or os.path.splitext(os.path.basename(path))[0]
                     else:
-                        y, y_sr = _mono(src, "audio"), sr
+                        y, y_sr = check_signal(src, "audio"), sr
                     if len(y) == 0:
                         raise ValueError(f"song {song_id!r} has no audio")
                     y = separator.separate(y, y_sr)
@@ -950,23 +950,6 @@ class SongIndex:
         fidx, params = self._next_faiss(st, [], moved, moved, rebuild=True)
         self._commit(st, removed=removed, relocated=moved, new_faiss=fidx, faiss_params=params,
                      store_rows=rows, dead_rows=0, store_file=new_file)
-
-
-def _mono(audio, name: str) -> np.ndarray:
-    """A float32 mono signal from an array (1-D, or 2-D channels-first/last: averaged)."""
-    if isinstance(audio, (str, bytes)) or audio is None:
-        raise TypeError(f"{name} must be a numpy array or a path, got {type(audio).__name__}")
-    a = np.asarray(audio)
-    if a.dtype.kind not in "fiu":
-        raise TypeError(f"{name} must have a real dtype, got {a.dtype}")
-    if a.ndim == 2:
-        a = a.mean(axis=0 if a.shape[0] <= a.shape[1] else 1)
-    elif a.ndim != 1:
-        raise ValueError(f"{name} must be 1-D (mono) or 2-D (channels), got shape {a.shape}")
-    a = np.ascontiguousarray(a, dtype=np.float32)
-    if not np.isfinite(a).all():
-        raise ValueError(f"{name} must be finite, got NaN/inf samples")
-    return a
 
 
 # ----------------------------------------------------------------------------------------------

@@ -42,7 +42,7 @@ from dataclasses import dataclass, field
 
 from . import ChadError
 from .mining import MiningConfig, add_mining_options, config_from_args, mine, mining_precision, read_summary
-from .progress import atomic_write_text
+from .util import atomic_write_text
 
 __all__ = ["LoopConfig", "run_loop", "read_logs", "FORMAT_VERSION"]
 
@@ -306,7 +306,7 @@ def _collect(mined, latest: dict, include_uncertain: bool) -> None:
 # ------------------------------------------------------------------------------------------------ CLI
 def _cli_loop(args) -> int:
     from .data import Manifest, SongTable
-    from . import progress as prog
+    from . import util as prog
     for name, p in (("--songs", args.songs), ("--hummings", args.hummings)):
         if not os.path.exists(p):
             raise FileNotFoundError(f"{name}: no such file: {p}")

@@ -64,7 +64,7 @@ from typing import Any, Iterable, Sequence
 import numpy as np
 
 from . import ChadError
-from .progress import atomic_write_text, progress as _progress_bar
+from .util import atomic_write_text, progress as _progress_bar
 
 __all__ = [
     "MiningConfig", "Embedding", "Match", "Fragmentation", "embed", "fragment_grid", "correlation_matrix",
@@ -253,8 +253,8 @@ class MiningConfig:
 
     @classmethod
     def from_dict(cls, d: dict) -> "MiningConfig":
-        from .features import _from_dict
-        return _from_dict(cls, d, "MiningConfig")
+        from .config import from_dict
+        return from_dict(cls, d, "MiningConfig")
 
 
 # -------------------------------------------------------------------------------------------- embedding
@@ -1035,7 +1035,7 @@ def mine(songs, fingerprinter, out_manifest: str | os.PathLike, *, config: Minin
     def finish(res: dict):
         png = res.pop("_plot", None)
         if png is not None and plots_dir is not None:
-            from .progress import atomic_write_bytes
+            from .util import atomic_write_bytes
             atomic_write_bytes(os.path.join(plots_dir, _safe_name(res["song_id"])[:-5] + ".png"), png)
         atomic_write_text(path_of[res["song_id"]], json.dumps(res, sort_keys=True))
         results[res["song_id"]] = json.loads(json.dumps(res))
@@ -1304,7 +1304,7 @@ def config_from_args(args) -> MiningConfig:
 def _cli_mine(args) -> int:
     from .data import SongTable
     from .train import checkpoint_id, load_fingerprinter
-    from . import progress as prog
+    from . import util as prog
     for name, p in (("--model", args.model), ("--songs", args.songs)):
         if not os.path.exists(p):
             raise FileNotFoundError(f"{name}: no such file: {p}")

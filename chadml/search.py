@@ -36,7 +36,9 @@ from typing import Iterable, Sequence
 import numpy as np
 
 from . import ChadError
-from .index import IndexMismatchError, SongIndex, _mono, fingerprinter_id
+from .config import check_top as _check_top
+from .index import IndexMismatchError, SongIndex, fingerprinter_id
+from .util import check_signal, map_threads
 
 log = logging.getLogger(__name__)
 
@@ -60,23 +62,6 @@ class Match:
         return asdict(self)
 
 
-def map_threads(fn, items: Sequence, threads: int | None = None) -> list:
-    """``[fn(x) for x in items]`` on ``threads`` worker threads (None: one per core), in order. For work
-    that releases the GIL (the ``chadsp`` kernels); one item or one thread runs inline.
-
-    Example
-    -------
-    >>> map_threads(lambda x: x * x, [1, 2, 3], threads=2)
-    [1, 4, 9]
-    """
-    from concurrent.futures import ThreadPoolExecutor
-    workers = threads or os.cpu_count() or 1
-    if workers > 1 and len(items) > 1:
-        with ThreadPoolExecutor(max_workers=workers) as pool:
-            return list(pool.map(fn, items))
-    return [fn(x) for x in items]
-
-
 def load_query_audio(audio, sr: int = 16000) -> tuple[np.ndarray, int]:
     """``(mono float32 signal, sample rate)`` of a path (read and resampled to 16 kHz) or an array at ``sr``."""
     if isinstance(audio, (str, os.PathLike)):
@@ -84,7 +69,7 @@ def load_query_audio(audio, sr: int = 16000) -> tuple[np.ndarray, int]:
         return _audio.load(os.fspath(audio), sr=16000), 16000
     if isinstance(sr, bool) or not isinstance(sr, (int, np.integer)) or sr <= 0:
         raise ValueError(f"sr must be a positive integer sample rate, got {sr!r}")
-    return _mono(audio, "audio"), int(sr)
+    return check_signal(audio, "audio"), int(sr)
 
 
 class Searcher:
@@ -424,12 +409,6 @@ def _query_each(searcher, audios: Iterable, sr: int, top: int) -> list[list[Matc
         out.append(searcher.query(a, sr=sr, top=top))
         searcher.batch_timing.append(dict(searcher.last_timing))
     return out
-
-
-def _check_top(top) -> int:
-    if isinstance(top, bool) or not isinstance(top, (int, np.integer)) or top < 1:
-        raise ValueError(f"top must be an integer >= 1, got {top!r}")
-    return int(top)
 
 
 # ----------------------------------------------------------------------------------------------

@@ -33,7 +33,7 @@ import numpy as np
 import torch
 
 from . import ChadError
-from .progress import atomic_path, atomic_write_bytes, progress
+from .util import atomic_path, atomic_write_bytes, progress
 
 log = logging.getLogger(__name__)
 
@@ -108,8 +108,8 @@ class TrainConfig:
 
     @classmethod
     def from_dict(cls, d: dict) -> "TrainConfig":
-        from .features import _from_dict
-        return _from_dict(cls, d, "TrainConfig")
+        from .config import from_dict
+        return from_dict(cls, d, "TrainConfig")
 
 
 # ----------------------------------------------------------------------------------------------

@@ -165,7 +165,7 @@ def test_f0_index_round_trip(tmp_path):
 
 
 def test_f0_index_writes_are_atomic(tmp_path, monkeypatch):
-    from chadml import progress
+    from chadml import util as progress
     d = tmp_path / "f0"
     rng = np.random.default_rng(2)
     old = _items(rng)
