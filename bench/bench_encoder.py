@@ -1,6 +1,6 @@
 """Fingerprinting throughput of the ResNet18 encoder (windows per second) on CPU threads.
 
-Ours: ``chadml.encoder.fingerprint`` (numpy in, numpy out, batched, eval, no grad). Anchor: the bare
+Ours: ``chadml.models.encoder.fingerprint`` (numpy in, numpy out, batched, eval, no grad). Anchor: the bare
 ``model(x)`` forward pass under ``torch.inference_mode`` on a ready tensor of the same batch, i.e. the
 floor any wrapper can reach with this network; the ratio shows the wrapper's overhead.
 
@@ -18,7 +18,7 @@ import torch
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from _timing import paired_times, row  # noqa: E402
 
-from chadml.encoder import ResNet18Encoder, fingerprint  # noqa: E402
+from chadml.models.encoder import ResNet18Encoder, fingerprint  # noqa: E402
 
 # (name, F, Wf): CQT at 16 kHz, hop 512 (31.25 frames/s): W = 3 s -> 94 frames, W = 8 s -> 250 frames
 SHAPES = [("cqt W=3s", 84, 94), ("cqt W=8s", 84, 250)]

@@ -21,7 +21,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from _timing import paired_times, row  # noqa: E402
 
-from chadml import crepe  # noqa: E402
+from chadml.features import crepe  # noqa: E402
 from chadml.features import C1_HZ, CQT, FeatureConfig, extract_features_batch  # noqa: E402
 from tests.test_crepe import torchcrepe_reference  # noqa: E402  (torchcrepe's own network, for the ratio)
 

@@ -60,7 +60,7 @@ def main(argv=None) -> int:
     a = ap.parse_args(argv)
     from chadml.data import SongTable
     from chadml.mining import MiningConfig
-    from chadml.train import load_fingerprinter
+    from chadml.training.train import load_fingerprinter
     path = os.path.join(a.corpus, "songs.csv")
     if not os.path.exists(path):
         from chadml.corpus import build_corpus

@@ -21,8 +21,8 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from _timing import median_time, paired_times, row  # noqa: E402
 from bench_features import _sung  # noqa: E402
 
-from chadml.baseline import F0Config, F0DtwSearcher, F0Index, f0_contour  # noqa: E402
-from chadml.crepe import crepe_features  # noqa: E402
+from chadml.search.f0 import F0Config, F0DtwSearcher, F0Index, f0_contour  # noqa: E402
+from chadml.features.crepe import crepe_features  # noqa: E402
 from chadml.features import FeatureConfig, extract_features  # noqa: E402
 
 SR = 16000

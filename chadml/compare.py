@@ -35,7 +35,7 @@ FORMAT_VERSION = 1
 
 def _methods(index, f0_index, crepe_index, *, k: int, threads, device) -> list[tuple[str, str, object]]:
     """``(method name, features, factory)`` of every method that the given indexes allow."""
-    from .baseline import F0DtwSearcher
+    from .search.f0 import F0DtwSearcher
     from .search import Searcher
     out = []
     if f0_index is not None:
@@ -161,7 +161,7 @@ def add_cli(sub) -> None:
 
 
 def _cli_compare(args) -> int:
-    from .baseline import F0_CATALOG
+    from .search.f0 import F0_CATALOG
     from .evaluate import query_files, read_truth
     truth = read_truth(args.truth)
     queries = [(q, p) for q, p in query_files(args.queries) if q in truth]

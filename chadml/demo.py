@@ -210,7 +210,7 @@ def _queries(hummings):
 
 
 def _evaluate_all(out, queries, truth, song_list, config, progress, device) -> list[dict]:
-    from .baseline import RawFeatureSearcher
+    from .search.f0 import RawFeatureSearcher
     from .evaluate import evaluate
     from .search import Searcher
     rows = []

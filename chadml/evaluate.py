@@ -292,7 +292,7 @@ def _cli_evaluate(args) -> int:
     if not queries:
         raise ValueError(f"none of the query files under {args.queries} is in {args.truth}")
     if args.method == "f0-dtw":
-        from .baseline import F0DtwSearcher
+        from .search.f0 import F0DtwSearcher
         if not args.f0_index:
             raise ValueError("--method f0-dtw needs --f0-index DIR (built by `chad f0-index build`)")
         searcher = F0DtwSearcher(args.f0_index, threads=args.threads, device=args.device)

@@ -28,7 +28,7 @@ def fp_index(path, songs: dict, **kw):
 
 def tiny_fingerprinter(seed: int = 0, window=(3.0, 0.25)):
     import torch
-    from chadml.encoder import Fingerprinter, ResNet18Encoder
+    from chadml.models.encoder import Fingerprinter, ResNet18Encoder
     from chadml.features import FeatureConfig, WindowConfig
     torch.manual_seed(seed)
     return Fingerprinter(ResNet18Encoder(width=8, dim=128), FeatureConfig(), WindowConfig(*window))

@@ -73,7 +73,7 @@ class FeatureFingerprinter:
     """A training-free melody fingerprinter: per CQT frame, the strongest bin (the sung pitch of these
     synthetic voices) as a one-hot weighted by the frame's level, blurred by a bin, pooled over 4 frames;
     per analysis window this block is centred, randomly projected to ``dim`` and L2-normalised.
-    Deterministic; the protocol of ``chadml.encoder.Fingerprinter`` (``from_audio``, ``window_config``)."""
+    Deterministic; the protocol of ``chadml.models.encoder.Fingerprinter`` (``from_audio``, ``window_config``)."""
 
     def __init__(self, window_config=None, dim: int = 128, seed: int = 0):
         import chadml.features as F

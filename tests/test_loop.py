@@ -88,7 +88,7 @@ def test_loop_logs_each_iteration_and_resumes(data, tmp_path):
 
 def test_loop_control_trains_on_the_hummings_alone(data, tmp_path):
     import dataclasses
-    from chadml.train import load_checkpoint
+    from chadml.training.train import load_checkpoint
     table, hum = data
     out = tmp_path / "loop"
     logs = run_loop(table, hum, out, config=dataclasses.replace(CFG, iterations=1, control=True), progress=False)

@@ -171,7 +171,7 @@ def test_cli_index_query_evaluate(tmp_path, capsys):
     """`chad index build/add/remove/info`, `chad query`, `chad evaluate` end to end on a tiny model."""
     import soundfile as sf
     from chadml.cli import main
-    from chadml.train import TrainConfig, checkpoint_id, save_checkpoint
+    from chadml.training.train import TrainConfig, checkpoint_id, save_checkpoint
 
     fp = tiny_fingerprinter()
     ckpt = str(tmp_path / "m.pt")

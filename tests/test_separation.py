@@ -137,7 +137,7 @@ def test_separator_is_applied_to_songs_when_indexing(tmp_path):
 
 
 def test_separator_is_applied_to_queries_and_f0_songs(tmp_path):
-    from chadml.baseline import F0Config, F0Index
+    from chadml.search.f0 import F0Config, F0Index
     from chadml.search import Searcher
     from tests._searchkit import fp_index, melody, tiny_fingerprinter
     rng = np.random.default_rng(1)

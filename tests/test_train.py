@@ -12,7 +12,7 @@ import torch
 from chadml import ChadError
 from chadml.data import Manifest
 from chadml.features import LONG, SHORT, FeatureConfig
-from chadml.train import (FragmentBank, GroupBatchSampler, TrainConfig, _rank_metrics, checkpoint_id,
+from chadml.training.train import (FragmentBank, GroupBatchSampler, TrainConfig, _rank_metrics, checkpoint_id,
                           fragment_retrieval, load_checkpoint, load_fingerprinter, train)
 
 TINY = dict(epochs=2, batch_size=8, per_group=2, width=4, steps_per_epoch=2)

@@ -37,9 +37,9 @@ from typing import Iterator, Sequence
 
 import numpy as np
 
-from . import audio
-from .data import FragmentRow, Manifest, SongRow, SongTable, map_time
-from .util import atomic_write_text, progress
+from .. import audio
+from ..data import FragmentRow, Manifest, SongRow, SongTable, map_time
+from ..util import atomic_write_text, progress
 
 log = logging.getLogger(__name__)
 
@@ -1291,7 +1291,7 @@ def same_music_times(original: SongRow, version: SongRow, t_original: float | np
     >>> same_music_times(orig_row, cover_row, 3.0, duration=10.0)      # doctest: +SKIP
     array([ 5.12, 17.9 , 41.3 ])
     """
-    from .data import inverse_map_time
+    from ..data import inverse_map_time
     t = np.asarray(t_original, np.float64)
     try:
         om = json.loads(original.extra["score_map"])

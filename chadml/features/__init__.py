@@ -46,7 +46,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .config import CREPE_BINS, CREPE_HOP, CREPE_POOL, check_number, from_dict
+from ..config import CREPE_BINS, CREPE_HOP, CREPE_POOL, check_number, from_dict
 
 __all__ = [
     "FeatureConfig", "WindowConfig", "SHORT", "LONG", "CQT", "cqt_frequencies", "log_normalize",

@@ -35,10 +35,10 @@ from typing import Iterable, Sequence
 
 import numpy as np
 
-from . import ChadError
-from .config import check_top as _check_top
-from .index import IndexMismatchError, SongIndex, fingerprinter_id
-from .util import check_signal, map_threads
+from .. import ChadError
+from ..config import check_top as _check_top
+from ..index import IndexMismatchError, SongIndex, fingerprinter_id
+from ..util import check_signal, map_threads
 
 log = logging.getLogger(__name__)
 
@@ -65,7 +65,7 @@ class Match:
 def load_query_audio(audio, sr: int = 16000) -> tuple[np.ndarray, int]:
     """``(mono float32 signal, sample rate)`` of a path (read and resampled to 16 kHz) or an array at ``sr``."""
     if isinstance(audio, (str, os.PathLike)):
-        from . import audio as _audio
+        from .. import audio as _audio
         return _audio.load(os.fspath(audio), sr=16000), 16000
     if isinstance(sr, bool) or not isinstance(sr, (int, np.integer)) or sr <= 0:
         raise ValueError(f"sr must be a positive integer sample rate, got {sr!r}")
@@ -123,11 +123,11 @@ class Searcher:
             self._fingerprinter = self._load_fingerprinter(fingerprinter)
         self.last_timing: dict = {}
         self.last_reason: str | None = None     # why the last query was answered differently (dtw-f0)
-        from .separation import get_separator
+        from ..separation import get_separator
         self.separator = get_separator(separator)
         self._f0 = self._query_contour = None
         if rerank == "dtw-f0":
-            from .baseline import F0DtwSearcher
+            from .f0 import F0DtwSearcher
             self._f0 = F0DtwSearcher(f0_index if f0_index is not None else os.path.join(self.index.dir, "f0"),
                                      threads=threads, device=device)
 
@@ -135,7 +135,7 @@ class Searcher:
 
     def _load_fingerprinter(self, fp):
         if isinstance(fp, (str, os.PathLike)):
-            from .train import checkpoint_id, load_fingerprinter
+            from ..training.train import checkpoint_id, load_fingerprinter
             mid = checkpoint_id(fp)
             self.index.check_compatible(model_id=mid)
             model = load_fingerprinter(fp, device=self._device)
@@ -430,14 +430,14 @@ def add_searcher_args(p: argparse.ArgumentParser) -> None:
                    help="candidate songs to re-rank (default 5000, capped by the index size)")
     p.add_argument("--threads", type=int, default=None)
     p.add_argument("--device", default=None)
-    from .separation import add_separator_args
+    from ..separation import add_separator_args
     add_separator_args(p, what="queries (for singing over accompaniment; hummings need none)")
 
 
 def make_searcher(args) -> Searcher | FusedSearcher:
     if not args.index:
         raise ValueError("--index is required (a song index built by `chad index build`)")
-    from .separation import separator_from_args
+    from ..separation import separator_from_args
     kw = dict(rerank=args.rerank, k=args.k, threads=args.threads, device=args.device,
               f0_index=getattr(args, "f0_index", None), separator=separator_from_args(args))
     short = Searcher(args.index, fingerprinter=args.model, **kw)

@@ -47,8 +47,8 @@ from typing import Any, Iterable, Iterator, Sequence
 
 import numpy as np
 
-from . import ChadError, __version__
-from .util import atomic_path, check_signal, progress
+from .. import ChadError, __version__
+from ..util import atomic_path, check_signal, progress
 
 log = logging.getLogger(__name__)
 
@@ -113,7 +113,7 @@ def fingerprinter_id(fingerprinter) -> str:
     mid = getattr(fingerprinter, "model_id", None)
     if mid:
         return str(mid)
-    from .train import model_id
+    from ..training.train import model_id
     return model_id(fingerprinter.model.config(), fingerprinter.feature_config.to_dict(),
                     fingerprinter.window_config.to_dict(), fingerprinter.model.state_dict())
 
@@ -857,7 +857,7 @@ class SongIndex:
         left out with a warning). ``separator``: a :class:`chadml.separation.Separator` (or name) applied
         to each song before fingerprinting (default: identity). Returns the ids added.
         """
-        from .separation import get_separator
+        from ..separation import get_separator
         separator = get_separator(separator)
         if on_error not in ("raise", "skip"):
             raise ValueError(f"on_error must be 'raise' or 'skip', got {on_error!r}")
@@ -866,7 +866,7 @@ class SongIndex:
             total = len(items)
 
         def gen():
-            from . import audio as _audio
+            from .. import audio as _audio
             for item in items:
                 item = tuple(item)
                 if len(item) not in (2, 3):
@@ -984,7 +984,7 @@ def song_items(source: str | os.PathLike) -> list[tuple[str, str, str]]:
         return items
     if not os.path.exists(source):
         raise FileNotFoundError(f"no such folder or song table: {source}")
-    from .data import SongTable
+    from ..data import SongTable
     table = SongTable.read(source)
     base = os.path.dirname(os.path.abspath(source))
     items = []
@@ -1016,7 +1016,7 @@ def _get(r, key, default=None):
 
 
 def add_cli(sub) -> None:
-    from .separation import add_separator_args
+    from ..separation import add_separator_args
     p = sub.add_parser("index", help="build, extend, shrink or describe a song index",
                        description="Song index: FAISS over every fingerprint of every song, a SQLite catalog "
                                    "and a memory-mapped fingerprint store.")
@@ -1060,8 +1060,8 @@ def _quiet(args) -> bool:
 
 
 def _cli_build(args) -> int:
-    from .separation import separator_from_args
-    from .train import checkpoint_id, load_fingerprinter
+    from ..separation import separator_from_args
+    from ..training.train import checkpoint_id, load_fingerprinter
     separator = separator_from_args(args)
     items = song_items(args.songs)
     fp = load_fingerprinter(args.model, device=args.device)
@@ -1082,7 +1082,7 @@ def _cli_build(args) -> int:
 
 
 def _cli_add(args) -> int:
-    from .train import checkpoint_id, load_fingerprinter
+    from ..training.train import checkpoint_id, load_fingerprinter
     idx = SongIndex.open(args.index)
     model = args.model or idx.model_path
     if not model:

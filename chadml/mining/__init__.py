@@ -63,8 +63,8 @@ from typing import Any, Iterable, Sequence
 
 import numpy as np
 
-from . import ChadError
-from .util import atomic_write_text, progress as _progress_bar
+from .. import ChadError
+from ..util import atomic_write_text, progress as _progress_bar
 
 __all__ = [
     "MiningConfig", "Embedding", "Match", "Fragmentation", "embed", "fragment_grid", "correlation_matrix",
@@ -253,7 +253,7 @@ class MiningConfig:
 
     @classmethod
     def from_dict(cls, d: dict) -> "MiningConfig":
-        from .config import from_dict
+        from ..config import from_dict
         return from_dict(cls, d, "MiningConfig")
 
 
@@ -627,7 +627,7 @@ KEY_BINS = (24, 72)      # CQT bins (12 per octave from C1) compared by key_shif
 def pitch_frames(y: np.ndarray, sr: int = SR) -> tuple[np.ndarray, float]:
     """The log CQT of a recording as ``(T, 84)`` float32 frames (12 bins per octave from C1) and their
     rate (frames per second): the input of :func:`key_shift`."""
-    from .features import FeatureConfig, extract_features
+    from ..features import FeatureConfig, extract_features
     fc = FeatureConfig(sr=sr)
     return np.ascontiguousarray(extract_features(y, fc).T), fc.frame_rate
 
@@ -698,7 +698,7 @@ def _rec(row) -> dict:
 
 
 def _load(rec: dict, sr: int):
-    from . import audio
+    from .. import audio
     return audio.load(rec["path"], sr=sr)
 
 
@@ -729,7 +729,7 @@ def mine_song(song_id: str, original, covers: Sequence, fingerprinter, *, config
     >>> res["status"], len(res["groups"]), res["groups"][0]["matches"][0]["relevant"]  # doctest: +SKIP
     ('ok', 4, True)
     """
-    from .separation import get_separator
+    from ..separation import get_separator
     config = config or MiningConfig()
     separator = get_separator(separator)
     t_all = time.perf_counter()
@@ -889,7 +889,7 @@ def song_result_rows(result: dict) -> list:
     with ``j = 0`` the original fragment, then the cover fragments in cover order and time. ``true_offset``: where the original fragment's start truly is in that recording, for songs
     whose alignment is known (generated data); NaN otherwise.
     """
-    from .data import FragmentRow
+    from ..data import FragmentRow
     rows = []
     if result.get("status") != "ok":
         return rows
@@ -992,8 +992,8 @@ def mine(songs, fingerprinter, out_manifest: str | os.PathLike, *, config: Minin
     >>> read_summary("mined.csv.work")["relevant"]                              # doctest: +SKIP
     412
     """
-    from .data import Manifest
-    from .separation import get_separator
+    from ..data import Manifest
+    from ..separation import get_separator
     config = config or MiningConfig()
     if not isinstance(config, MiningConfig):
         raise TypeError(f"config must be a MiningConfig, got {type(config).__name__}")
@@ -1035,7 +1035,7 @@ def mine(songs, fingerprinter, out_manifest: str | os.PathLike, *, config: Minin
     def finish(res: dict):
         png = res.pop("_plot", None)
         if png is not None and plots_dir is not None:
-            from .util import atomic_write_bytes
+            from ..util import atomic_write_bytes
             atomic_write_bytes(os.path.join(plots_dir, _safe_name(res["song_id"])[:-5] + ".png"), png)
         atomic_write_text(path_of[res["song_id"]], json.dumps(res, sort_keys=True))
         results[res["song_id"]] = json.loads(json.dumps(res))
@@ -1120,7 +1120,7 @@ def read_summary(workdir: str | os.PathLike) -> dict:
 # ------------------------------------------------------------------------------------------------ precision
 def _true_starts(alignment, t: float) -> list[float]:
     """Every place in a version where original time ``t`` is sung (a repeated section: several)."""
-    from .data import map_time
+    from ..data import map_time
     if not alignment:
         return []
     v = np.asarray(map_time(alignment, float(t), all=True), dtype=np.float64).ravel()
@@ -1149,7 +1149,7 @@ def _same_music_starts(original, version, t: float, duration: float) -> list[flo
     extra_o, extra_v = getattr(original, "extra", {}) or {}, getattr(version, "extra", {}) or {}
     if not all(k in extra_o and k in extra_v for k in ("score_map", "pass_beats")):
         return None
-    from .corpus import same_music_times
+    from ..corpus import same_music_times
     v = np.asarray(same_music_times(original, version, float(t), duration=max(float(duration), 1e-3)),
                    dtype=np.float64).ravel()
     return [float(x) for x in v if math.isfinite(x)]
@@ -1302,9 +1302,9 @@ def config_from_args(args) -> MiningConfig:
 
 
 def _cli_mine(args) -> int:
-    from .data import SongTable
-    from .train import checkpoint_id, load_fingerprinter
-    from . import util as prog
+    from ..data import SongTable
+    from ..training.train import checkpoint_id, load_fingerprinter
+    from .. import util as prog
     for name, p in (("--model", args.model), ("--songs", args.songs)):
         if not os.path.exists(p):
             raise FileNotFoundError(f"{name}: no such file: {p}")
@@ -1315,7 +1315,7 @@ def _cli_mine(args) -> int:
         ids = sorted((s for s in songs.songs() if s in keep), key=str)
     else:
         ids = None
-    from .separation import separator_from_args
+    from ..separation import separator_from_args
     separator = separator_from_args(args)
     fp = load_fingerprinter(args.model)
     man = mine(songs, fp, args.out, config=config, workdir=args.workdir, engine=args.engine, address=args.address,
@@ -1349,6 +1349,6 @@ def add_cli(subparsers) -> None:
     p.add_argument("--precision", action="store_true",
                    help="print mining precision/recall against the song table's true alignments")
     add_mining_options(p)
-    from .separation import add_separator_args
+    from ..separation import add_separator_args
     add_separator_args(p, what="originals and covers")
     p.set_defaults(func=_cli_mine)

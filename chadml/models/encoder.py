@@ -1,0 +1,331 @@
+"""The fingerprint encoder: a ResNet18 over feature windows -> 128-d, L2-normalised fingerprints.
+
+The paper's model M (section 3): features (CQT or CREPE) are cut into analysis windows of W seconds
+with step S; each window goes through a vanilla ResNet18 with one input channel and the output is
+L2-normalised. This module holds the network (own code, torchvision layout), :func:`fingerprint`
+(windows -> fingerprints, batched, no grad) and :class:`Fingerprinter` (audio -> fingerprints with
+their start times), which is what mining, indexing and search call.
+
+Example
+-------
+>>> import numpy as np
+>>> from chadml.encoder import ResNet18Encoder, fingerprint
+>>> model = ResNet18Encoder(width=8)
+>>> fps = fingerprint(model, np.random.rand(5, 84, 94).astype("float32"))
+>>> fps.shape, fps.dtype
+((5, 128), dtype('float32'))
+"""
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+__all__ = ["BasicBlock", "ResNet18Encoder", "fingerprint", "Fingerprinter", "model_device"]
+
+
+class BasicBlock(nn.Module):
+    """The two-conv residual block of ResNet18/34 (3x3 conv-bn-relu, 3x3 conv-bn, + shortcut, relu)."""
+
+    expansion = 1
+
+    def __init__(self, in_channels: int, channels: int, stride: int = 1) -> None:
+        super().__init__()
+        self.conv1 = nn.Conv2d(in_channels, channels, 3, stride=stride, padding=1, bias=False)
+        self.bn1 = nn.BatchNorm2d(channels)
+        self.conv2 = nn.Conv2d(channels, channels, 3, stride=1, padding=1, bias=False)
+        self.bn2 = nn.BatchNorm2d(channels)
+        self.downsample: nn.Module | None = None
+        if stride != 1 or in_channels != channels:
+            self.downsample = nn.Sequential(
+                nn.Conv2d(in_channels, channels, 1, stride=stride, bias=False), nn.BatchNorm2d(channels))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        identity = x if self.downsample is None else self.downsample(x)
+        out = F.relu(self.bn1(self.conv1(x)), inplace=True)
+        out = self.bn2(self.conv2(out))
+        return F.relu(out + identity, inplace=True)
+
+
+class ResNet18Encoder(nn.Module):
+    """ResNet18 (BasicBlock, [2, 2, 2, 2]) on feature windows -> ``dim``-d L2-normalised fingerprints.
+
+    The layout is torchvision's ``resnet18``: a 7x7 stride-2 conv + BN + ReLU + 3x3 stride-2 max pool,
+    four stages of two BasicBlocks with ``width, 2*width, 4*width, 8*width`` channels (stages 2-4 start
+    with stride 2), global average pooling, then a linear projection to ``dim`` (the paper's 128) and
+    ``F.normalize(dim=1)``. ``width=64`` is the vanilla ResNet18 (11.2 M parameters with ``dim=128``);
+    smaller widths are for tests and quick experiments.
+
+    The total stride is 32, but every conv and pool is padded, so any input of at least 1 x 1 yields a
+    feature map of at least 1 x 1: windows of 84 x 25 frames (the smallest: CQT at W = 0.8 s) reach
+    stage 4 as 3 x 1; the paper's 84 x 94 (W = 3 s) as 3 x 3; 84 x 250 (W = 8 s) as 3 x 8. The stem is
+    therefore kept as in torchvision (no adaptation needed).
+
+    Parameters
+    ----------
+    width : int
+        Base channel count (64 for ResNet18).
+    dim : int
+        Fingerprint dimension (128 in the paper).
+    in_channels : int
+        Input channels (1 for a CQT or CREPE feature window).
+
+    Input is ``(B, in_channels, F, Wf)``, or ``(B, F, Wf)`` when ``in_channels == 1``; output ``(B, dim)``
+    with unit L2 norm (a row of zeros in, a finite unit vector out).
+
+    Example
+    -------
+    >>> import torch
+    >>> m = ResNet18Encoder(width=8).eval()
+    >>> z = m(torch.randn(2, 84, 94))
+    >>> tuple(z.shape), bool(torch.allclose(z.norm(dim=1), torch.ones(2)))
+    ((2, 128), True)
+    """
+
+    def __init__(self, width: int = 64, dim: int = 128, in_channels: int = 1) -> None:
+        super().__init__()
+        for name, v in (("width", width), ("dim", dim), ("in_channels", in_channels)):
+            if isinstance(v, bool) or not isinstance(v, (int, np.integer)):
+                raise TypeError(f"{name} must be an int, got {type(v).__name__} {v!r}")
+            if v < 1:
+                raise ValueError(f"{name} must be >= 1, got {v}")
+        self.width, self.dim, self.in_channels = int(width), int(dim), int(in_channels)
+        w = self.width
+        self.conv1 = nn.Conv2d(self.in_channels, w, 7, stride=2, padding=3, bias=False)
+        self.bn1 = nn.BatchNorm2d(w)
+        self.maxpool = nn.MaxPool2d(3, stride=2, padding=1)
+        self.layer1 = self._stage(w, w, 1)
+        self.layer2 = self._stage(w, 2 * w, 2)
+        self.layer3 = self._stage(2 * w, 4 * w, 2)
+        self.layer4 = self._stage(4 * w, 8 * w, 2)
+        self.fc = nn.Linear(8 * w, self.dim)
+        for m in self.modules():  # torchvision's initialisation
+            if isinstance(m, nn.Conv2d):
+                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+            elif isinstance(m, nn.BatchNorm2d):
+                nn.init.ones_(m.weight)
+                nn.init.zeros_(m.bias)
+
+    @staticmethod
+    def _stage(in_channels: int, channels: int, stride: int) -> nn.Sequential:
+        return nn.Sequential(BasicBlock(in_channels, channels, stride), BasicBlock(channels, channels, 1))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not isinstance(x, torch.Tensor):
+            raise TypeError(f"x must be a torch.Tensor, got {type(x).__name__}")
+        if x.ndim == 3 and self.in_channels == 1:
+            x = x.unsqueeze(1)
+        if x.ndim != 4 or x.shape[1] != self.in_channels:
+            want = "(B, F, Wf) or (B, 1, F, Wf)" if self.in_channels == 1 else f"(B, {self.in_channels}, F, Wf)"
+            raise ValueError(f"x must have shape {want}, got {tuple(x.shape)}")
+        if x.shape[0] == 0 or x.shape[2] == 0 or x.shape[3] == 0:
+            raise ValueError(f"x must be non-empty in batch, frequency and time, got {tuple(x.shape)}")
+        x = self.maxpool(F.relu(self.bn1(self.conv1(x)), inplace=True))
+        x = self.layer4(self.layer3(self.layer2(self.layer1(x))))
+        x = torch.flatten(F.adaptive_avg_pool2d(x, 1), 1)
+        return F.normalize(self.fc(x), dim=1)
+
+    def config(self) -> dict[str, Any]:
+        """The constructor arguments, JSON-serialisable, for checkpoints (see :meth:`from_config`)."""
+        return {"arch": "resnet18", "width": self.width, "dim": self.dim, "in_channels": self.in_channels}
+
+    @classmethod
+    def from_config(cls, config: dict[str, Any]) -> "ResNet18Encoder":
+        """A new (untrained) encoder from :meth:`config`'s dict; unknown keys or another arch raise."""
+        if not isinstance(config, dict):
+            raise TypeError(f"config must be a dict, got {type(config).__name__}")
+        cfg = dict(config)
+        arch = cfg.pop("arch", "resnet18")
+        if arch != "resnet18":
+            raise ValueError(f"config['arch'] must be 'resnet18', got {arch!r}")
+        unknown = set(cfg) - {"width", "dim", "in_channels"}
+        if unknown:
+            raise ValueError(f"config has unknown keys {sorted(unknown)}; expected width, dim, in_channels")
+        return cls(**cfg)
+
+
+def model_device(model: nn.Module) -> torch.device:
+    """The device of a model's first parameter (CPU for a model without parameters)."""
+    for p in model.parameters():
+        return p.device
+    return torch.device("cpu")
+
+
+def _as_windows(windows: Any) -> np.ndarray:
+    if isinstance(windows, torch.Tensor):
+        windows = windows.detach().cpu().numpy()
+    if not isinstance(windows, np.ndarray):
+        raise TypeError(f"windows must be a numpy array (n, F, Wf), got {type(windows).__name__}")
+    if windows.dtype.kind not in "fiu":
+        raise TypeError(f"windows must be a real numeric array, got dtype {windows.dtype}")
+    if windows.ndim != 3:
+        raise ValueError(f"windows must have shape (n, F, Wf), got {windows.shape}")
+    if windows.shape[0] and (windows.shape[1] == 0 or windows.shape[2] == 0):
+        raise ValueError(f"windows must have F >= 1 and Wf >= 1, got {windows.shape}")
+    windows = np.ascontiguousarray(windows, dtype=np.float32)
+    if not np.isfinite(windows).all():
+        raise ValueError("windows contain NaN or infinite values")
+    return windows
+
+
+@torch.no_grad()
+def fingerprint(model: nn.Module, windows: np.ndarray, *, batch_size: int = 256,
+                device: str | torch.device | None = None) -> np.ndarray:
+    """Fingerprints of feature windows: ``(n, F, Wf)`` -> ``(n, dim)`` float32, unit L2 norm.
+
+    Runs ``model`` in eval mode without gradients, ``batch_size`` windows at a time; the model's
+    train/eval mode is restored afterwards. Eval-mode BatchNorm makes every row independent of the
+    batch it is computed in, so any ``batch_size`` gives the same result (to float rounding).
+
+    Parameters
+    ----------
+    model : nn.Module
+        An encoder mapping ``(B, F, Wf)`` to ``(B, dim)`` (e.g. :class:`ResNet18Encoder`).
+    windows : np.ndarray
+        ``(n, F, Wf)`` feature windows (``make_windows``'s first output); ``n`` may be 0.
+    batch_size : int
+        Windows per forward pass.
+    device : str or torch.device, optional
+        Where to run. ``None``: the model's own device. Otherwise the model is moved there (in place).
+
+    Example
+    -------
+    >>> import numpy as np
+    >>> fingerprint(ResNet18Encoder(width=8), np.zeros((0, 84, 94), "float32")).shape
+    (0, 128)
+    """
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+    if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
+        raise ValueError(f"batch_size must be an int >= 1, got {batch_size!r}")
+    windows = _as_windows(windows)
+    if device is not None:
+        model.to(device)
+    dev = model_device(model)
+    dim = getattr(model, "dim", None)
+    if windows.shape[0] == 0:
+        if dim is None:
+            raise ValueError("windows is empty and the model has no `dim` attribute to size the output")
+        return np.zeros((0, int(dim)), dtype=np.float32)
+    was_training = model.training
+    model.eval()
+    try:
+        out = []
+        for i in range(0, windows.shape[0], int(batch_size)):
+            xb = torch.from_numpy(windows[i:i + int(batch_size)]).to(dev, non_blocking=True)
+            out.append(model(xb).float().cpu())
+        return torch.cat(out).numpy()
+    finally:
+        model.train(was_training)
+
+
+def _resample(audio: np.ndarray, sr: int, target: int) -> np.ndarray:
+    from math import gcd
+
+    from scipy.signal import resample_poly
+    g = gcd(int(sr), int(target))
+    return resample_poly(audio, int(target) // g, int(sr) // g).astype(np.float32)
+
+
+class Fingerprinter:
+    """Audio -> fingerprints with their window start times: features, windows, then the encoder.
+
+    Parameters
+    ----------
+    model : nn.Module
+        The encoder (e.g. a trained :class:`ResNet18Encoder`); it is put in eval mode.
+    feature_config : chadml.features.FeatureConfig
+        How features are computed (must be the config the model was trained with).
+    window_config : chadml.features.WindowConfig
+        Analysis windows (W, S): ``SHORT`` (3 s, 0.25 s) for M_short, ``LONG`` (8 s, 0.64 s) for M_long.
+    device : str or torch.device, optional
+        Where the model runs; ``None`` keeps the model's device.
+    batch_size : int
+        Windows per forward pass.
+
+    Example
+    -------
+    >>> from chadml.features import FeatureConfig, SHORT                      # doctest: +SKIP
+    >>> fp = Fingerprinter(ResNet18Encoder(width=8), FeatureConfig("cqt"), SHORT)  # doctest: +SKIP
+    >>> fps, starts = fp.from_audio(audio)   # (n, 128) float32, (n,) seconds    # doctest: +SKIP
+    """
+
+    def __init__(self, model: nn.Module, feature_config: Any, window_config: Any,
+                 device: str | torch.device | None = None, *, batch_size: int = 256) -> None:
+        if not isinstance(model, nn.Module):
+            raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+        if device is not None:
+            model.to(device)
+        self.model = model.eval()
+        self.feature_config = feature_config
+        self.window_config = window_config
+        self.batch_size = int(batch_size)
+
+    @property
+    def device(self) -> torch.device:
+        """The device the model runs on."""
+        return model_device(self.model)
+
+    @property
+    def dim(self) -> int:
+        """Fingerprint dimension."""
+        return int(getattr(self.model, "dim", 128))
+
+    def features(self, audio: np.ndarray, sr: int | None = None) -> np.ndarray:
+        """The ``(F, T)`` features of ``audio`` (resampled to the feature config's rate when ``sr`` differs)."""
+        from ..features import extract_features
+        audio = np.asarray(audio)
+        if audio.dtype.kind not in "fiu":
+            raise TypeError(f"audio must be a real numeric array, got dtype {audio.dtype}")
+        target = int(getattr(self.feature_config, "sr", 16000))
+        if sr is not None and int(sr) != target:
+            if int(sr) <= 0:
+                raise ValueError(f"sr must be > 0, got {sr}")
+            audio = _resample(np.asarray(audio, dtype=np.float32), int(sr), target)
+        return extract_features(audio, self.feature_config)
+
+    def windows(self, features: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """``(windows (n, F, Wf), starts_s (n,))`` of a ``(F, T)`` feature matrix."""
+        from ..features import make_windows
+        return make_windows(features, self.window_config, self.feature_config.frame_rate)
+
+    def from_features(self, features: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Fingerprints ``(n, dim)`` float32 and window starts ``(n,)`` in seconds of ``(F, T)`` features."""
+        w, starts = self.windows(features)
+        return fingerprint(self.model, w, batch_size=self.batch_size), np.asarray(starts, dtype=np.float64)
+
+    def from_audio(self, audio: np.ndarray, sr: int = 16000) -> tuple[np.ndarray, np.ndarray]:
+        """Fingerprints ``(n, dim)`` float32 and window starts ``(n,)`` in seconds of a mono waveform."""
+        return self.from_features(self.features(audio, sr))
+
+    def from_audio_batch(self, audios: Sequence[np.ndarray], sr: int = 16000
+                         ) -> list[tuple[np.ndarray, np.ndarray]]:
+        """:meth:`from_audio` of each waveform, with the windows of all of them encoded together."""
+        if isinstance(audios, np.ndarray) and audios.ndim == 1:
+            raise TypeError("audios must be a sequence of waveforms; for one waveform call from_audio")
+        parts = [self.windows(self.features(a, sr)) for a in audios]
+        if not parts:
+            return []
+        counts = [len(w) for w, _ in parts]
+        shapes = {w.shape[1:] for w, _ in parts if len(w)}
+        if len(shapes) > 1:  # windows of different sizes cannot share a batch
+            return [(fingerprint(self.model, w, batch_size=self.batch_size), np.asarray(s, np.float64))
+                    for w, s in parts]
+        nonempty = [w for w, _ in parts if len(w)]
+        if not nonempty:
+            allw = np.zeros((0, 1, 1), np.float32)
+        else:
+            allw = np.concatenate(nonempty)
+        fps = fingerprint(self.model, allw, batch_size=self.batch_size)
+        out, i = [], 0
+        for (w, s), n in zip(parts, counts):
+            out.append((fps[i:i + n], np.asarray(s, dtype=np.float64)))
+            i += n
+        return out
+
+    def __repr__(self) -> str:
+        return (f"Fingerprinter(model={type(self.model).__name__}, feature_config={self.feature_config!r}, "
+                f"window_config={self.window_config!r}, device={self.device})")
