@@ -113,7 +113,7 @@ def fingerprinter_id(fingerprinter) -> str:
     mid = getattr(fingerprinter, "model_id", None)
     if mid:
         return str(mid)
-    from ..training.train import model_id
+    from ..models import model_id
     return model_id(fingerprinter.model.config(), fingerprinter.feature_config.to_dict(),
                     fingerprinter.window_config.to_dict(), fingerprinter.model.state_dict())
 
@@ -1061,7 +1061,7 @@ def _quiet(args) -> bool:
 
 def _cli_build(args) -> int:
     from ..separation import separator_from_args
-    from ..training.train import checkpoint_id, load_fingerprinter
+    from ..models import checkpoint_id, load_fingerprinter
     separator = separator_from_args(args)
     items = song_items(args.songs)
     fp = load_fingerprinter(args.model, device=args.device)
@@ -1082,7 +1082,7 @@ def _cli_build(args) -> int:
 
 
 def _cli_add(args) -> int:
-    from ..training.train import checkpoint_id, load_fingerprinter
+    from ..models import checkpoint_id, load_fingerprinter
     idx = SongIndex.open(args.index)
     model = args.model or idx.model_path
     if not model:

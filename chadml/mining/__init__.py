@@ -1303,7 +1303,7 @@ def config_from_args(args) -> MiningConfig:
 
 def _cli_mine(args) -> int:
     from ..data import SongTable
-    from ..training.train import checkpoint_id, load_fingerprinter
+    from ..models import checkpoint_id, load_fingerprinter
     from .. import util as prog
     for name, p in (("--model", args.model), ("--songs", args.songs)):
         if not os.path.exists(p):

@@ -135,7 +135,7 @@ class Searcher:
 
     def _load_fingerprinter(self, fp):
         if isinstance(fp, (str, os.PathLike)):
-            from ..training.train import checkpoint_id, load_fingerprinter
+            from ..models import checkpoint_id, load_fingerprinter
             mid = checkpoint_id(fp)
             self.index.check_compatible(model_id=mid)
             model = load_fingerprinter(fp, device=self._device)

@@ -33,11 +33,12 @@ import numpy as np
 import torch
 
 from .. import ChadError
+from ..models.checkpoint import (FORMAT_VERSION, build_model, checkpoint_id, load_checkpoint, load_fingerprinter,
+                                 model_id, save_checkpoint)
 from ..util import atomic_path, atomic_write_bytes, progress
 
 log = logging.getLogger(__name__)
 
-FORMAT_VERSION = 1
 
 __all__ = [
     "TrainConfig", "FragmentBank", "GroupBatchSampler", "train", "save_checkpoint", "load_checkpoint",
@@ -223,87 +224,6 @@ def _crop(feat: np.ndarray, start: int, wf: int) -> np.ndarray:
 
 
 # ----------------------------------------------------------------------------------------------
-# Checkpoints
-# ----------------------------------------------------------------------------------------------
-
-def save_checkpoint(path: str | os.PathLike, *, model, feature_config, window_config, train_config: TrainConfig,
-                    optimizer=None, epoch: int = 0, history: Sequence[dict] = (), rng_state: dict | None = None,
-                    extra: dict | None = None) -> str:
-    """Write a checkpoint atomically; returns the path."""
-    state = {
-        "format_version": FORMAT_VERSION,
-        "kind": "chad-encoder",
-        "encoder_config": model.config(),
-        "feature_config": feature_config.to_dict(),
-        "window_config": window_config.to_dict(),
-        "train_config": train_config.to_dict(),
-        "model": {k: v.detach().cpu() for k, v in model.state_dict().items()},
-        "optimizer": optimizer.state_dict() if optimizer is not None else None,
-        "epoch": int(epoch),
-        "history": list(history),
-        "rng_state": rng_state,
-        "extra": extra or {},
-    }
-    buf = io.BytesIO()
-    torch.save(state, buf)
-    atomic_write_bytes(path, buf.getvalue())
-    return os.fspath(path)
-
-
-def load_checkpoint(path: str | os.PathLike, *, device=None) -> dict:
-    """Read a checkpoint written by :func:`save_checkpoint` (weights only; no pickled code is run)."""
-    path = os.fspath(path)
-    if not os.path.exists(path):
-        raise FileNotFoundError(f"checkpoint not found: {path}")
-    try:
-        state = torch.load(path, map_location=device or "cpu", weights_only=True)
-    except Exception as exc:  # noqa: BLE001 - torch raises many types for corrupt files
-        raise ChadError(f"cannot read checkpoint {path}: {exc}") from exc
-    if not isinstance(state, dict) or state.get("kind") != "chad-encoder":
-        raise ChadError(f"{path} is not a chad encoder checkpoint")
-    if state.get("format_version") != FORMAT_VERSION:
-        raise ChadError(f"checkpoint {path} has format_version {state.get('format_version')}, "
-                        f"this chad reads {FORMAT_VERSION}")
-    return state
-
-
-def _build_model(state: dict, device=None):
-    from ..models.encoder import ResNet18Encoder
-    model = ResNet18Encoder.from_config(state["encoder_config"])
-    model.load_state_dict(state["model"])
-    return model.to(device or "cpu")
-
-
-def load_fingerprinter(path: str | os.PathLike, *, device=None):
-    """A ready :class:`chadml.encoder.Fingerprinter` from a checkpoint (eval mode)."""
-    from ..models.encoder import Fingerprinter
-    from ..features import FeatureConfig, WindowConfig
-    state = load_checkpoint(path, device=device)
-    model = _build_model(state, device).eval()
-    return Fingerprinter(model, FeatureConfig.from_dict(state["feature_config"]),
-                         WindowConfig.from_dict(state["window_config"]), device=device)
-
-
-def model_id(encoder_config: dict, feature_config: dict, window_config: dict, state_dict) -> str:
-    """The id of a model: sha256 of its encoder/feature/window configs (sorted JSON) and its weights,
-    first 16 hex digits. :func:`checkpoint_id` and :func:`chadml.index.fingerprinter_id` both use it."""
-    h = hashlib.sha256()
-    h.update(json.dumps({"encoder_config": encoder_config, "feature_config": feature_config,
-                         "window_config": window_config}, sort_keys=True).encode())
-    for k in sorted(state_dict):
-        t = state_dict[k].detach().cpu().contiguous()
-        h.update(k.encode())
-        h.update(t.numpy().tobytes() if t.dtype != torch.bfloat16 else t.float().numpy().tobytes())
-    return h.hexdigest()[:16]
-
-
-def checkpoint_id(path: str | os.PathLike) -> str:
-    """A stable id of a checkpoint's model (see :func:`model_id`)."""
-    state = load_checkpoint(path)
-    return model_id(state["encoder_config"], state["feature_config"], state["window_config"], state["model"])
-
-
-# ----------------------------------------------------------------------------------------------
 # Training
 # ----------------------------------------------------------------------------------------------
 
@@ -351,7 +271,7 @@ def train(manifest, out: str | os.PathLike, *, feature_config=None, window_confi
         if init_state["feature_config"] != feature_config.to_dict():
             raise ChadError(f"cannot fine-tune from {init}: it was trained on features "
                             f"{init_state['feature_config']}, not {feature_config.to_dict()}")
-        model = _build_model(init_state)
+        model = build_model(init_state)
     else:
         model = ResNet18Encoder(width=config.width, dim=config.dim)
     model = model.to(dev)
