@@ -15,7 +15,7 @@ The network outputs 360 sigmoid activations per frame; bin ``b`` is ``20 * b + 1
 Example
 -------
 >>> import numpy as np
->>> from chadml.crepe import predict_f0
+>>> from chadml.features.crepe import predict_f0
 >>> y = np.sin(2 * np.pi * 220 * np.arange(8000) / 16000).astype(np.float32)
 >>> f0, periodicity = predict_f0(y, 16000, model="tiny")
 >>> bool(abs(1200 * np.log2(np.median(f0) / 220)) < 10)  # within 10 cents
@@ -23,10 +23,10 @@ True
 """
 from __future__ import annotations
 
-import functools
 import importlib.util
 import os
 import threading
+from math import gcd
 from typing import Any, Sequence
 
 import numpy as np
@@ -34,12 +34,12 @@ import torch
 import torch.nn.functional as F
 
 from ..config import CREPE_BINS, CREPE_HOP, CREPE_POOL
-from . import check_audio, resolve_device
+from .base import check_audio, resolve_device
 
 __all__ = [
     "Crepe", "load_crepe", "weights_path", "activations", "predict_f0", "crepe_features",
-    "bins_to_cents", "cents_to_hz", "hz_to_cents", "PITCH_BINS", "CENTS_PER_BIN", "SAMPLE_RATE",
-    "WINDOW_SIZE",
+    "crepe_features_batch", "bins_to_cents", "cents_to_hz", "hz_to_cents", "PITCH_BINS", "CENTS_PER_BIN",
+    "SAMPLE_RATE", "WINDOW_SIZE",
 ]
 
 SAMPLE_RATE = 16000
@@ -203,7 +203,6 @@ def _to_16k(audio: Any, sr: Any) -> np.ndarray:
         raise ValueError(f"sr must be a positive integer sample rate, got {sr!r}")
     y = check_audio(audio, "audio")
     if sr != SAMPLE_RATE:
-        from math import gcd
         from scipy.signal import resample_poly
         g = gcd(int(sr), SAMPLE_RATE)
         y = resample_poly(y, SAMPLE_RATE // g, int(sr) // g).astype(np.float32)
@@ -381,9 +380,10 @@ def crepe_features(audio: np.ndarray, sr: int = SAMPLE_RATE, *, model: str = "fu
     return _trim_and_pool(_activations_many([y], model, CREPE_HOP, batch_size, device)[0])
 
 
-def _crepe_features_many(clips: Sequence[np.ndarray], *, model: str, device,
+def crepe_features_batch(clips: Sequence[np.ndarray], *, model: str, device,
                          batch_size: int | None = None) -> list[np.ndarray]:
-    """crepe_features of several validated 16 kHz float32 clips, their frames batched together."""
+    """:func:`crepe_features` of several 16 kHz float32 clips (already checked with
+    :func:`chadml.features.base.check_audio`), their frames batched together through the network."""
     for i, c in enumerate(clips):
         if (1 + len(c) // CREPE_HOP) < CREPE_POOL:
             raise ValueError(f"audios[{i}] is too short for CREPE features: {len(c)} samples")
