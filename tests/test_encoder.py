@@ -1,7 +1,6 @@
 """chadml.models.encoder: the ResNet18 fingerprint encoder, batched fingerprinting and the Fingerprinter."""
 from __future__ import annotations
 
-import sys
 import types
 
 import numpy as np
@@ -184,8 +183,10 @@ def _fake_features_module():
 
 @pytest.fixture
 def fake_features(monkeypatch):
+    import chadml.models.encoder as enc
     mod = _fake_features_module()
-    monkeypatch.setitem(sys.modules, "chadml.features", mod)
+    monkeypatch.setattr(enc, "extract_features", mod.extract_features)
+    monkeypatch.setattr(enc, "make_windows", mod.make_windows)
     return mod
 
 
@@ -219,6 +220,11 @@ def test_fingerprinter_batch_equals_single(model, fake_features):
     assert fp.from_audio_batch([]) == []
     with pytest.raises(TypeError, match="sequence"):
         fp.from_audio_batch(audios[0])
+
+
+def test_fingerprinter_model_id(model):
+    assert Fingerprinter(model, _Cfg(), _Win()).model_id is None
+    assert Fingerprinter(model, _Cfg(), _Win(), model_id="abc123").model_id == "abc123"
 
 
 def test_fingerprinter_with_real_features(model):

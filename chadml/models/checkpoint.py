@@ -73,7 +73,7 @@ def build_model(state: dict, device=None):
 
 
 def load_fingerprinter(path: str | os.PathLike, *, device=None):
-    """A ready :class:`chadml.encoder.Fingerprinter` from a checkpoint (eval mode)."""
+    """A ready :class:`chadml.models.encoder.Fingerprinter` from a checkpoint (eval mode)."""
     state = load_checkpoint(path, device=device)
     model = build_model(state, device).eval()
     return Fingerprinter(model, FeatureConfig.from_dict(state["feature_config"]),

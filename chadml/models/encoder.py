@@ -9,7 +9,7 @@ their start times), which is what mining, indexing and search call.
 Example
 -------
 >>> import numpy as np
->>> from chadml.encoder import ResNet18Encoder, fingerprint
+>>> from chadml.models.encoder import ResNet18Encoder, fingerprint
 >>> model = ResNet18Encoder(width=8)
 >>> fps = fingerprint(model, np.random.rand(5, 84, 94).astype("float32"))
 >>> fps.shape, fps.dtype
@@ -17,12 +17,15 @@ Example
 """
 from __future__ import annotations
 
+from math import gcd
 from typing import Any, Sequence
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from ..features import extract_features, make_windows
 
 __all__ = ["BasicBlock", "ResNet18Encoder", "fingerprint", "Fingerprinter", "model_device"]
 
@@ -223,8 +226,6 @@ def fingerprint(model: nn.Module, windows: np.ndarray, *, batch_size: int = 256,
 
 
 def _resample(audio: np.ndarray, sr: int, target: int) -> np.ndarray:
-    from math import gcd
-
     from scipy.signal import resample_poly
     g = gcd(int(sr), int(target))
     return resample_poly(audio, int(target) // g, int(sr) // g).astype(np.float32)
@@ -245,6 +246,10 @@ class Fingerprinter:
         Where the model runs; ``None`` keeps the model's device.
     batch_size : int
         Windows per forward pass.
+    model_id : str, optional
+        The id of the model (:func:`chadml.models.checkpoint.checkpoint_id` of the checkpoint it was
+        loaded from); ``None`` (the default) lets :func:`chadml.index.fingerprinter_id` hash the
+        weights instead. Indexes record it and refuse queries by another model.
 
     Example
     -------
@@ -254,7 +259,8 @@ class Fingerprinter:
     """
 
     def __init__(self, model: nn.Module, feature_config: Any, window_config: Any,
-                 device: str | torch.device | None = None, *, batch_size: int = 256) -> None:
+                 device: str | torch.device | None = None, *, batch_size: int = 256,
+                 model_id: str | None = None) -> None:
         if not isinstance(model, nn.Module):
             raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
         if device is not None:
@@ -263,6 +269,7 @@ class Fingerprinter:
         self.feature_config = feature_config
         self.window_config = window_config
         self.batch_size = int(batch_size)
+        self.model_id: str | None = None if model_id is None else str(model_id)
 
     @property
     def device(self) -> torch.device:
@@ -276,7 +283,6 @@ class Fingerprinter:
 
     def features(self, audio: np.ndarray, sr: int | None = None) -> np.ndarray:
         """The ``(F, T)`` features of ``audio`` (resampled to the feature config's rate when ``sr`` differs)."""
-        from ..features import extract_features
         audio = np.asarray(audio)
         if audio.dtype.kind not in "fiu":
             raise TypeError(f"audio must be a real numeric array, got dtype {audio.dtype}")
@@ -289,7 +295,6 @@ class Fingerprinter:
 
     def windows(self, features: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """``(windows (n, F, Wf), starts_s (n,))`` of a ``(F, T)`` feature matrix."""
-        from ..features import make_windows
         return make_windows(features, self.window_config, self.feature_config.frame_rate)
 
     def from_features(self, features: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
