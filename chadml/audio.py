@@ -20,7 +20,7 @@ from fractions import Fraction
 
 import numpy as np
 
-from . import ChadError
+from .errors import ChadError
 from .util import atomic_path
 
 SR = 16000

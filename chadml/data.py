@@ -41,7 +41,7 @@ from typing import Any, Iterable, Iterator, Sequence
 
 import numpy as np
 
-from . import ChadError
+from .errors import ChadError
 from .util import atomic_path, atomic_write_text
 
 log = logging.getLogger(__name__)

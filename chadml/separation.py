@@ -28,10 +28,11 @@ from typing import Protocol, runtime_checkable
 
 import numpy as np
 
-from . import ChadError
+from .audio import resample
+from .errors import ChadError
 
 __all__ = ["Separator", "IdentitySeparator", "SpleeterSeparator", "SeparatorUnavailable", "get_separator",
-           "SEPARATORS", "SPLEETER_FILES", "add_separator_args", "separator_from_args"]
+           "check_spleeter_model", "SEPARATORS", "SPLEETER_FILES"]
 
 SEPARATORS = ("identity", "spleeter")
 #: The files of Spleeter's 2-stems model (``2stems.tar.gz`` of Spleeter's v1.4.0 release, extracted).
@@ -148,7 +149,6 @@ class SpleeterSeparator:
         self._separator, self._lock, self._tmp = None, threading.Lock(), None
 
     def separate(self, y: np.ndarray, sr: int) -> np.ndarray:
-        from .audio import resample
         y = np.asarray(y, dtype=np.float32)
         if y.ndim != 1:
             raise ValueError(f"y must be mono (1-D), got shape {y.shape}")
@@ -188,18 +188,3 @@ def get_separator(name: str | Separator | None, model_dir=None) -> Separator:
         raise TypeError(f"separator must be a name or have a separate(y, sr) method, got {type(name).__name__}")
     return name
 
-
-def add_separator_args(p, *, what: str = "song recordings") -> None:
-    """``--separator`` and ``--separator-model`` for a sub-command."""
-    p.add_argument("--separator", choices=SEPARATORS, default="identity",
-                   help=f"vocal separation of the {what} before features (default identity: vocal stems; "
-                        "spleeter: the 2-stems model, needs --separator-model)")
-    p.add_argument("--separator-model", default=None, metavar="DIR",
-                   help="directory of Spleeter's 2-stems model files (never downloaded)")
-
-
-def separator_from_args(args) -> Separator:
-    name = getattr(args, "separator", None) or "identity"
-    if name != "spleeter" and getattr(args, "separator_model", None):
-        raise ValueError("--separator-model is only used with --separator spleeter")
-    return get_separator(name, getattr(args, "separator_model", None))

@@ -180,3 +180,19 @@ def test_real_spleeter_where_installed(tmp_path):
     y = np.random.default_rng(0).standard_normal(SR * 2).astype(np.float32) * 0.1
     v = sep.separate(y, SR)
     assert v.shape == y.shape and np.isfinite(v).all()
+
+
+def test_cli_options_name_the_separators(tmp_path):
+    import argparse
+
+    from chadml.cli.options import SEPARATOR_CHOICES, add_separator_args, separator_from_args
+    from chadml.errors import UsageError
+    from chadml.separation import SEPARATORS
+    assert SEPARATOR_CHOICES == SEPARATORS
+    p = argparse.ArgumentParser()
+    add_separator_args(p)
+    assert isinstance(separator_from_args(p.parse_args([])), IdentitySeparator)
+    with pytest.raises(UsageError, match="--separator-model is only used with --separator spleeter"):
+        separator_from_args(p.parse_args(["--separator-model", str(tmp_path)]))
+    with pytest.raises(FileNotFoundError, match="Spleeter model directory not found"):
+        separator_from_args(p.parse_args(["--separator", "spleeter", "--separator-model", str(tmp_path / "no")]))
