@@ -273,10 +273,10 @@ def _aabb_rows(seed=3):
     cov, _ = corpus.plan_cover(song, 0.5, 2.0, rng)
     extra = {"pass_beats": repr(song.pass_beats), "tune_id": tune.id}
     o = SongRow("aabb", "aabb-o", "original", alignment=[[0.0, 0.0], [orig.total, orig.total]],
-                extra={**extra, "score_map": json.dumps(corpus._score_map(orig)),
+                extra={**extra, "score_map": json.dumps(corpus.score_map(orig)),
                        "tune_notes": corpus.tune_notes_json(tune)})
-    c = SongRow("aabb", "aabb-c0", "cover", alignment=corpus._alignment(orig, cov),
-                extra={**extra, "score_map": json.dumps(corpus._score_map(cov))})
+    c = SongRow("aabb", "aabb-c0", "cover", alignment=corpus.cover_alignment(orig, cov),
+                extra={**extra, "score_map": json.dumps(corpus.score_map(cov))})
     return o, c
 
 
