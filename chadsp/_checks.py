@@ -1,20 +1,20 @@
-"""Argument checks shared by every chadsp wrapper, and the glue to hand numpy arrays to C.
+"""Argument checks shared by every chadsp function and by both backends (C and numba).
 
-Each public function validates here, before any compiled code runs: the C layer trusts its arguments.
-Errors name the argument, what was seen and what was expected.
+Each public function validates here, before any compiled code runs: the backends (``chadsp._c``,
+``chadsp._numba``) trust their arguments and only compute. Errors name the argument, what was seen and
+what was expected.
 """
 from __future__ import annotations
 
+import math
 import numbers
 
 import numpy as np
 
-from ._chadsp import ffi, lib
-
 __all__ = [
     "as_signal", "as_sequence", "as_sequence_pair", "check_int", "check_float", "check_threads",
-    "check_packed", "as_sequence_list", "ptr",
-    "check_intervals",
+    "check_packed", "as_sequence_list", "check_intervals", "check_frame_args", "check_bool",
+    "check_distance", "check_metric", "check_band", "check_magnitude", "check_packed_finite", "METRICS", "MAX_ABS",
 ]
 
 
@@ -193,15 +193,71 @@ def check_float(v, name: str, *, minimum: float | None = None, maximum: float | 
 
 
 def check_threads(threads) -> int:
-    """``threads=None`` (or 0): all cores, as OpenMP sees them; otherwise a positive integer."""
+    """``threads=None`` or 0: 0, meaning all cores as the backend sees them; otherwise a positive integer."""
     if threads is None:
-        return int(lib.chadsp_max_threads())
-    t = check_int(threads, "threads", minimum=0)
-    return t if t > 0 else int(lib.chadsp_max_threads())
+        return 0
+    return check_int(threads, "threads", minimum=0)
 
 
-def ptr(arr: np.ndarray, ctype: str):
-    """A typed C pointer into ``arr``'s buffer (kept alive by the caller holding ``arr``)."""
-    return ffi.cast(ctype, ffi.from_buffer(arr, require_writable=False))
+def check_bool(v, name: str) -> bool:
+    if not isinstance(v, (bool, np.bool_)):
+        raise TypeError(f"{name} must be a bool, got {type(v).__name__} {v!r}")
+    return bool(v)
 
 
+MAX_FRAME = 1 << 40   # keeps every sample index of the kernels far from int64 overflow
+
+
+def check_frame_args(frame_length, hop_length) -> tuple[int, int]:
+    """RMS frame size and step: integers in ``[1, 2**40]``."""
+    return (check_int(frame_length, "frame_length", minimum=1, maximum=MAX_FRAME),
+            check_int(hop_length, "hop_length", minimum=1, maximum=MAX_FRAME))
+
+
+def check_distance(distance) -> int | None:
+    """A peak distance ``>= 1`` as the integer ``ceil(distance)`` (None stays None)."""
+    if distance is None:
+        return None
+    v = check_float(distance, "distance", minimum=1.0)
+    return int(min(math.ceil(v), 2**62))
+
+
+METRICS = {"euclidean": 0, "cosine": 1}   # the DTW metric codes of both backends
+
+# |values| above this could overflow float32 in a DTW cell cost (D * v**2) or a path sum: such inputs are
+# rejected (the kernels also clamp costs to +-1e30, so nothing can turn into NaN).
+MAX_ABS = 1e15
+
+
+def check_metric(metric) -> int:
+    """A DTW metric name as its code (``METRICS``)."""
+    if not isinstance(metric, str):
+        raise TypeError(f"metric must be a str, one of {sorted(METRICS)}, got {type(metric).__name__} {metric!r}")
+    if metric not in METRICS:
+        raise ValueError(f"metric must be one of {sorted(METRICS)}, got {metric!r}")
+    return METRICS[metric]
+
+
+def check_band(band) -> int:
+    """A DTW band: ``None`` (no band) becomes -1; otherwise an integer >= 0."""
+    if band is None:
+        return -1
+    return check_int(band, "band", minimum=0)
+
+
+def check_magnitude(arr: np.ndarray, name: str) -> None:
+    """DTW inputs: no value above ``MAX_ABS`` in magnitude."""
+    if arr.size:
+        peak = max(float(arr.max()), -float(arr.min()))
+        if peak > MAX_ABS:
+            raise ValueError(f"{name} has values up to {peak:.3g} in magnitude; DTW costs would overflow float32 "
+                             f"(expected |values| <= {MAX_ABS:.0e})")
+
+
+def check_packed_finite(arr: np.ndarray, name: str) -> None:
+    """A packed store used in place (not scanned by :func:`check_packed`): one min/max pass, cheap beside
+    a DTW's n x band cells per row, finds NaN/inf before a kernel runs."""
+    if arr.size:
+        lo, hi = float(arr.min()), float(arr.max())
+        if not (np.isfinite(lo) and np.isfinite(hi)):
+            raise ValueError(f"{name} must be finite, got NaN/inf value(s) in the packed rows")

@@ -1,6 +1,6 @@
 """Dynamic time warping: banded DTW of two sequences, batched DTW re-ranking, subsequence DTW.
 
-All three share one C kernel (``csrc/dtw.c``) and one cell cost:
+All three share one kernel (``csrc/dtw.c``, or ``chadsp/_numba/dtw.py``) and one cell cost:
 
 - ``metric="euclidean"``: the cost of cell (i, j) is ``sum_d (x[i, d] - y[j, d]) ** 2`` and the result is
   the square root of the best path's sum. This is dtaidistance's ``dtw.distance`` /
@@ -17,46 +17,11 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._checks import as_sequence, as_sequence_list, as_sequence_pair, check_int, check_threads, ptr
-from ._chadsp import ffi, lib
+from . import _backend
+from ._checks import (as_sequence, as_sequence_list, as_sequence_pair, check_band, check_magnitude, check_metric,
+                      check_packed_finite, check_threads)
 
 __all__ = ["banded_dtw", "subsequence_dtw", "dtw_rerank"]
-
-_METRICS = {"euclidean": 0, "cosine": 1}
-
-# |values| above this could overflow float32 in a cell cost (D * v**2) or a path sum: such inputs are
-# rejected (the kernel also clamps costs to +-1e30, so nothing can turn into NaN).
-_MAX_ABS = 1e15
-
-
-def _metric(metric) -> int:
-    if not isinstance(metric, str):
-        raise TypeError(f"metric must be a str, one of {sorted(_METRICS)}, got {type(metric).__name__} {metric!r}")
-    if metric not in _METRICS:
-        raise ValueError(f"metric must be one of {sorted(_METRICS)}, got {metric!r}")
-    return _METRICS[metric]
-
-
-def _band(band) -> int:
-    """``None`` (no band) becomes -1 for C; otherwise an integer >= 0."""
-    if band is None:
-        return -1
-    return check_int(band, "band", minimum=0)
-
-
-def _check_magnitude(arr: np.ndarray, name: str) -> None:
-    if arr.size:
-        peak = max(float(arr.max()), -float(arr.min()))
-        if peak > _MAX_ABS:
-            raise ValueError(f"{name} has values up to {peak:.3g} in magnitude; DTW costs would overflow float32 "
-                             f"(expected |values| <= {_MAX_ABS:.0e})")
-
-
-def _check_rc(rc: int, what: str) -> None:
-    if rc == -1:
-        raise MemoryError(f"{what}: could not allocate scratch memory")
-    if rc != 0:  # pragma: no cover - the checks above make this unreachable
-        raise RuntimeError(f"{what}: internal error (code {rc}) on arguments that passed the checks")
 
 
 def banded_dtw(x, y, band: int | None = None, metric: str = "euclidean") -> float:
@@ -93,17 +58,13 @@ def banded_dtw(x, y, band: int | None = None, metric: str = "euclidean") -> floa
     >>> chadsp.banded_dtw(np.array([0., 1, 2]), np.array([0., 1, 1, 2]), band=1)
     0.0
     """
-    code = _metric(metric)
-    b = _band(band)
+    code = check_metric(metric)
+    b = check_band(band)
     xs, ys = as_sequence_pair(x, y, names=("x", "y"))
-    _check_magnitude(xs, "x")
-    _check_magnitude(ys, "y")
+    check_magnitude(xs, "x")
+    check_magnitude(ys, "y")
     offsets = np.array([0, ys.shape[0]], dtype=np.int64)
-    out = np.empty(1, dtype=np.float32)
-    rc = lib.chadsp_dtw_batch(ptr(xs, "float *"), xs.shape[0], xs.shape[1], ptr(ys, "float *"),
-                              ptr(offsets, "int64_t *"), 1, b, code, 1, ptr(out, "float *"))
-    _check_rc(rc, "banded_dtw")
-    return float(out[0])
+    return float(_backend.impl.dtw_batch(xs, ys, offsets, b, code, 1)[0])
 
 
 def dtw_rerank(query, candidates, band: int | None = None, metric: str = "euclidean",
@@ -120,7 +81,7 @@ def dtw_rerank(query, candidates, band: int | None = None, metric: str = "euclid
     band, metric
         As in :func:`banded_dtw` (same defaults, same values).
     threads : int or None
-        OpenMP threads (None or 0: all cores). The GIL is released.
+        Threads (None or 0: all cores; OpenMP in C, numba's threads otherwise). The GIL is released.
 
     Returns
     -------
@@ -129,8 +90,8 @@ def dtw_rerank(query, candidates, band: int | None = None, metric: str = "euclid
 
     Notes
     -----
-    Candidates are sorted by length and aligned 16 at a time, one per SIMD lane (the DP is
-    latency-bound); groups are spread over threads.
+    In C, candidates are sorted by length and aligned 16 at a time, one per SIMD lane (the DP is
+    latency-bound); groups are spread over threads. numba aligns one candidate per thread task.
 
     Examples
     --------
@@ -140,28 +101,20 @@ def dtw_rerank(query, candidates, band: int | None = None, metric: str = "euclid
     >>> int(np.argmin(d)), float(d[2])
     (2, 0.0)
     """
-    code = _metric(metric)
-    b = _band(band)
+    code = check_metric(metric)
+    b = check_band(band)
     nt = check_threads(threads)
     q = as_sequence(query, "query")
-    _check_magnitude(q, "query")
+    check_magnitude(q, "query")
     data, offsets = as_sequence_list(candidates, "candidates", q.shape[1])
     used = data[offsets[0]:offsets[-1]]
-    if isinstance(candidates, tuple) and data is candidates[0] and used.size:
-        # a packed float32 pair is used in place, so as_sequence_list did not scan it: one min/max pass
-        # (cheap beside the DP's n x band cells per row) finds NaN/inf before the kernel runs
-        lo, hi = float(used.min()), float(used.max())
-        if not (np.isfinite(lo) and np.isfinite(hi)):
-            raise ValueError("candidates data must be finite, got NaN/inf value(s) in the packed rows")
-    _check_magnitude(used, "candidates")
-    k = offsets.size - 1
-    out = np.empty(k, dtype=np.float32)
-    if k == 0:
-        return out
-    rc = lib.chadsp_dtw_batch(ptr(q, "float *"), q.shape[0], q.shape[1], ptr(data, "float *"),
-                              ptr(offsets, "int64_t *"), k, b, code, nt, ptr(out, "float *"))
-    _check_rc(rc, "dtw_rerank")
-    return out
+    if isinstance(candidates, tuple) and data is candidates[0]:
+        # a packed float32 pair is used in place, so as_sequence_list did not scan it
+        check_packed_finite(used, "candidates data")
+    check_magnitude(used, "candidates")
+    if offsets.size == 1:
+        return np.empty(0, dtype=np.float32)
+    return _backend.impl.dtw_batch(q, data, offsets, b, code, nt)
 
 
 def subsequence_dtw(query, target, band: int | None = None, metric: str = "euclidean", *,
@@ -185,7 +138,7 @@ def subsequence_dtw(query, target, band: int | None = None, metric: str = "eucli
     metric : {"euclidean", "cosine"}
         As in :func:`banded_dtw` (euclidean: sqrt of the path sum).
     threads : int or None
-        OpenMP threads for the banded form (None or 0: all cores).
+        Threads for the banded form (None or 0: all cores).
 
     Returns
     -------
@@ -203,20 +156,14 @@ def subsequence_dtw(query, target, band: int | None = None, metric: str = "eucli
     >>> cost, start, end
     (0.0, 100, 160)
     """
-    code = _metric(metric)
-    b = _band(band)
+    code = check_metric(metric)
+    b = check_band(band)
     nt = check_threads(threads)
     q, t = as_sequence_pair(query, target, names=("query", "target"))
-    _check_magnitude(q, "query")
-    _check_magnitude(t, "target")
+    check_magnitude(q, "query")
+    check_magnitude(t, "target")
     n, m = q.shape[0], t.shape[0]
     if b >= 0 and m < n - b:
         raise ValueError(f"target has {m} frames, fewer than len(query) - band = {n} - {b}: no path stays "
                          f"within the band (widen the band or pass band=None)")
-    cost = ffi.new("double *")
-    start = ffi.new("int64_t *")
-    end = ffi.new("int64_t *")
-    rc = lib.chadsp_subsequence_dtw(ptr(q, "float *"), n, ptr(t, "float *"), m, q.shape[1], b, code, nt,
-                                    cost, start, end)
-    _check_rc(rc, "subsequence_dtw")
-    return float(cost[0]), int(start[0]), int(end[0])
+    return _backend.impl.subsequence_dtw(q, t, b, code, nt)

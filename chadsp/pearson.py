@@ -3,8 +3,8 @@
 The similarity of a query block Q (Tq x D) with a target T (Tt x D) at lag ``l`` is the Pearson
 correlation of ``Q.ravel()`` and ``T[l:l+Tq].ravel()``; a block whose variance is at most 1e-10 of its
 mean square (numerically constant) scores 0. :func:`max_pearson` and :func:`rerank` return the maximum
-of that curve over all lags, computed directly in C (a register-blocked kernel that sums the diagonals
-of ``Q @ T.T`` without storing the product; statistics in float64).
+of that curve over all lags, computed directly (in C: a register-blocked kernel that sums the diagonals
+of ``Q @ T.T`` without storing the product; or numba; statistics in float64).
 
 Conventions shared by both functions (and tested to agree):
 
@@ -19,26 +19,16 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._checks import as_sequence, as_sequence_list, as_sequence_pair, check_threads, ptr
-from ._chadsp import ffi, lib
+from . import _backend
+from ._checks import as_sequence, as_sequence_list, as_sequence_pair, check_threads
 
 __all__ = ["max_pearson", "rerank"]
 
 
 def _call_rerank(q: np.ndarray, data: np.ndarray, offsets: np.ndarray, threads: int, what: str):
-    n = offsets.size - 1
-    scores = np.zeros(n, dtype=np.float32)
-    lags = np.zeros(n, dtype=np.int64)
-    bad = ffi.new("int64_t *")
-    rc = lib.chadsp_rerank(ptr(q, "float *"), q.shape[0], q.shape[1], ptr(data, "float *"),
-                           ptr(offsets, "int64_t *"), n, threads, ptr(scores, "float *"),
-                           ptr(lags, "int64_t *"), bad)
-    if rc == -1:
-        raise MemoryError("chadsp.rerank: scratch allocation failed")
-    if rc != 0:  # pragma: no cover - the checks above make this unreachable
-        raise RuntimeError(f"chadsp_rerank returned {rc}")
-    if bad[0] >= 0:
-        raise ValueError(f"{what} must be finite, got a NaN/inf value in candidate {int(bad[0])}")
+    scores, lags, bad = _backend.impl.rerank(q, data, offsets, threads)
+    if bad >= 0:
+        raise ValueError(f"{what} must be finite, got a NaN/inf value in candidate {bad}")
     return scores, lags
 
 
@@ -88,7 +78,7 @@ def rerank(query, candidates, *, threads: int | None = None) -> tuple[np.ndarray
         float32 C-contiguous ``data`` is not scanned for NaN in Python; a NaN/inf met while scoring
         raises ``ValueError`` afterwards). A list is concatenated first (a copy).
     threads : int, optional
-        OpenMP threads across candidates (None or 0: all cores). Scratch memory is
+        Threads across candidates (None or 0: all cores; OpenMP in C, numba's threads otherwise). Scratch memory is
         O(threads x (2240 + Tq) x D), independent of the candidates' total size. The GIL is released.
 
     Returns

@@ -22,25 +22,16 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._chadsp import lib
-from ._checks import as_signal, check_float, check_int, check_intervals, ptr
+from . import _backend
+from ._checks import as_signal, check_bool, check_float, check_frame_args, check_int, check_intervals
 
 __all__ = ["rms_db", "silence_mask", "split_by_silence", "merge_fragments"]
 
 
-def _raise_rc(rc: int, what: str) -> None:
-    if rc == -1:
-        raise MemoryError(f"{what}: out of memory for scratch buffers")
-    if rc < 0:  # pragma: no cover - the checks above make this unreachable
-        raise RuntimeError(f"{what}: internal error (code {rc}); please report it")
-
-
-_MAX_FRAME = 1 << 40   # keeps every sample index of the C code far from int64 overflow
-
-
-def _frame_args(frame_length, hop_length) -> tuple[int, int]:
-    return (check_int(frame_length, "frame_length", minimum=1, maximum=_MAX_FRAME),
-            check_int(hop_length, "hop_length", minimum=1, maximum=_MAX_FRAME))
+def _n_frames(n: int, frame_length: int, hop_length: int, center: bool) -> int:
+    """librosa's frame count; 0 when the (padded) signal is shorter than a frame."""
+    padded = n + 2 * (frame_length // 2) if center else n
+    return 0 if padded < frame_length else 1 + (padded - frame_length) // hop_length
 
 
 def rms_db(y, *, frame_length: int = 2048, hop_length: int = 512, center: bool = True) -> np.ndarray:
@@ -73,15 +64,9 @@ def rms_db(y, *, frame_length: int = 2048, hop_length: int = 512, center: bool =
     [0.0, 0.0, 0.0, 0.0, -40.0, -40.0, -40.0, -40.0]
     """
     x = as_signal(y, "y")
-    fl, hop = _frame_args(frame_length, hop_length)
-    if not isinstance(center, (bool, np.bool_)):
-        raise TypeError(f"center must be a bool, got {type(center).__name__} {center!r}")
-    nf = int(lib.chadsp_rms_frames(x.size, fl, hop, int(center)))
-    out = np.empty(nf, dtype=np.float32)
-    if nf:
-        _raise_rc(lib.chadsp_rms_db(ptr(x, "float *"), x.size, fl, hop, int(center), ptr(out, "float *"), nf),
-                  "rms_db")
-    return out
+    fl, hop = check_frame_args(frame_length, hop_length)
+    c = check_bool(center, "center")
+    return _backend.impl.rms_db(x, fl, hop, c, _n_frames(x.size, fl, hop, c))
 
 
 def silence_mask(rms_db, top_db: float) -> np.ndarray:
@@ -148,15 +133,10 @@ def split_by_silence(y, top_db: float, *, frame_length: int = 2048, hop_length: 
     """
     x = as_signal(y, "y")
     t = check_float(top_db, "top_db", minimum=0.0, strict_min=True)
-    fl, hop = _frame_args(frame_length, hop_length)
+    fl, hop = check_frame_args(frame_length, hop_length)
     if x.size == 0:
         return np.zeros((0, 2), dtype=np.int64)
-    nf = int(lib.chadsp_rms_frames(x.size, fl, hop, 1))
-    cap = (nf + 1) // 2
-    buf = np.empty((cap, 2), dtype=np.int64)
-    m = int(lib.chadsp_split(ptr(x, "float *"), x.size, t, fl, hop, ptr(buf, "int64_t *"), cap))
-    _raise_rc(m, "split_by_silence")
-    return buf[:m].copy()
+    return _backend.impl.split(x, t, fl, hop, _n_frames(x.size, fl, hop, True))
 
 
 def merge_fragments(intervals, max_pause: int, min_len: int, max_len: int) -> np.ndarray:
@@ -194,10 +174,6 @@ def merge_fragments(intervals, max_pause: int, min_len: int, max_len: int) -> np
     hi = check_int(max_len, "max_len", minimum=0)
     if hi < lo:
         raise ValueError(f"max_len must be >= min_len, got max_len = {hi} < min_len = {lo}")
-    n = iv.shape[0]
-    out = np.empty((n, 2), dtype=np.int64)
-    if n == 0:
-        return out
-    m = int(lib.chadsp_merge_fragments(ptr(iv, "int64_t *"), n, p, lo, hi, ptr(out, "int64_t *")))
-    _raise_rc(m, "merge_fragments")
-    return out[:m].copy()
+    if iv.shape[0] == 0:
+        return np.empty((0, 2), dtype=np.int64)
+    return _backend.impl.merge_fragments(iv, p, lo, hi)

@@ -13,8 +13,8 @@ import os
 import numpy as np
 import scipy.fft as sfft
 
-from ._checks import as_sequence_pair, as_signal, check_float, ptr
-from ._chadsp import ffi, lib
+from . import _backend
+from ._checks import as_sequence_pair, as_signal, check_distance, check_float
 
 __all__ = ["xcorr", "find_peaks", "xcorr_match"]
 
@@ -154,43 +154,20 @@ def xcorr(query, target, method: str = "auto") -> np.ndarray:
                          "xcorr slides the query inside the target (max_pearson swaps them instead)")
     if method == "auto":
         method = _choose_method(tq, tt, d)
-    out = np.empty(tt - tq + 1, dtype=np.float32)
     if method == "direct":
         threads = 0 if _direct_macs(tq, tt, d) >= _PARALLEL_MACS else 1
-        rc = lib.chadsp_pearson_curve(ptr(q, "float *"), tq, ptr(t, "float *"), tt, d, threads,
-                                      ptr(out, "float *"))
-    else:
-        num, shift, qsum = _fft_numerator(q, t)
-        rc = lib.chadsp_pearson_normalize(ptr(q, "float *"), tq, ptr(t, "float *"), tt, d,
-                                          ptr(num, "float *"), shift, qsum, ptr(out, "float *"))
-    if rc == -1:
-        raise MemoryError("chadsp.xcorr: scratch allocation failed")
-    if rc != 0:  # pragma: no cover - the checks above make this unreachable
-        raise RuntimeError(f"chadsp xcorr kernel returned {rc}")
-    return out
-
-
-def _check_distance(distance) -> int | None:
-    if distance is None:
-        return None
-    v = check_float(distance, "distance", minimum=1.0)
-    return int(min(math.ceil(v), 2**62))
+        return _backend.impl.pearson_curve(q, t, threads)
+    num, shift, qsum = _fft_numerator(q, t)
+    return _backend.impl.pearson_normalize(q, t, num, shift, qsum)
 
 
 def _peaks(x: np.ndarray, height: float, distance: int | None) -> np.ndarray:
     """find_peaks on a checked float64 array (edges may hold -inf)."""
-    n = x.shape[0]
-    peaks = np.empty(n // 2 + 1, dtype=np.int64)
-    count = ffi.new("int64_t *")
-    lib.chadsp_local_maxima(ptr(x, "double *"), n, height, ptr(peaks, "int64_t *"), count)
-    peaks = peaks[: count[0]]
+    peaks = _backend.impl.local_maxima(x, height)
     if distance is not None and distance > 1 and peaks.size > 1:
         order = np.ascontiguousarray(np.argsort(x[peaks]), dtype=np.int64)   # the call scipy makes
-        keep = np.empty(peaks.size, dtype=np.uint8)
-        lib.chadsp_select_by_distance(ptr(peaks, "int64_t *"), peaks.size, ptr(order, "int64_t *"),
-                                      distance, ffi.cast("uint8_t *", ffi.from_buffer(keep)))
-        return peaks[keep.view(np.bool_)]
-    return peaks.copy()      # not a view of the n/2 buffer
+        return peaks[_backend.impl.select_by_distance(peaks, order, distance)]
+    return peaks.copy()      # not a view of a larger buffer
 
 
 def find_peaks(curve, height: float | None = None, distance: float | None = None) -> np.ndarray:
@@ -220,7 +197,7 @@ def find_peaks(curve, height: float | None = None, distance: float | None = None
     """
     x = as_signal(curve, "curve", dtype=np.float64)
     h = -math.inf if height is None else check_float(height, "height")
-    return _peaks(x, h, _check_distance(distance))
+    return _peaks(x, h, check_distance(distance))
 
 
 def xcorr_match(fragment, target, *, rel: float = 0.5, irrel: float = 0.3,
@@ -260,7 +237,7 @@ def xcorr_match(fragment, target, *, rel: float = 0.5, irrel: float = 0.3,
     rel_v = check_float(rel, "rel", minimum=-1.0, maximum=1.0)
     if irrel_v > rel_v:
         raise ValueError(f"irrel must be <= rel, got irrel={irrel_v} and rel={rel_v}")
-    dist = _check_distance(distance)
+    dist = check_distance(distance)
     curve = xcorr(fragment, target)
     if dist is None:
         dist = int(np.asarray(fragment).shape[0])

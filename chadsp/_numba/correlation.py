@@ -1,0 +1,307 @@
+"""numba kernels of csrc/pearson.c and csrc/xcorr.c: sliding Pearson correlation, its FFT finishing
+step, batched max-Pearson re-ranking, and scipy's peak picking.
+
+The similarity at lag l of a query Q (tq x d) with a target T (tt x d) is the Pearson correlation of
+Q.ravel() and T[l:l+tq].ravel() (n = tq*d values); a block whose variance is <= ZERO_VAR_REL of its
+mean square scores 0. As in C:
+
+- the query is centred once in double (stored as float32 ``qc``, its exact centred sum of squares
+  ``qss`` and the sum ``qsum`` of the stored values kept); the numerator at lag l is
+  ``dot(qc, T_l) - mean(T_l) * qsum``.
+- dot products: the window of lag l is the contiguous run ``t[l*d : l*d + n]`` of the flat target, so
+  BLK lags at a time share each load of ``qc`` (BLK accumulators, the k loop vectorised by LLVM); every
+  lag of a segment takes that same path (the last block overlaps the one before), so equal blocks get
+  bit-equal dot products and ties go to the first lag as in C.
+- window statistics from per-row sums in double: summed exactly for every lag when tq <= 64, otherwise
+  exactly every tq lags and updated by add/subtract in between.
+- lags are processed in segments of SEG: scratch is O(SEG + tq); ``pearson_curve`` spreads segments over
+  threads (prange), ``rerank`` spreads candidates.
+
+Arrays arrive flattened (1-D float32 views of C-contiguous (rows, d) arrays) and checked.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from numba import njit, prange
+
+ZERO_VAR_REL = 1e-10
+SEG = 2240           # lags per segment (C: RW * NL * 10)
+BLK = 8              # lags per dot-product block
+EXACT_TQ = 64        # window sums are exact for every lag up to this query length
+FAST = {"reassoc", "contract", "nsz"}   # vectorised reductions; no nnan/ninf (NaN is detected)
+_JIT = dict(cache=True, nogil=True)
+
+
+# ---------------------------------------------------------------------------------------------- helpers
+@njit(**_JIT)
+def _prepare(x, n):
+    """Centre x[0:n] in double: (qc float32, qsum of the stored values, exact centred qss, constant)."""
+    s = 0.0
+    sq = 0.0
+    for k in range(n):
+        v = np.float64(x[k])
+        s += v
+        sq += v * v
+    m = s / n
+    ss = 0.0
+    for k in range(n):
+        c = np.float64(x[k]) - m
+        ss += c * c
+    qc = np.empty(n, dtype=np.float32)
+    qs = 0.0
+    for k in range(n):
+        qc[k] = np.float32(np.float64(x[k]) - m)
+        qs += np.float64(qc[k])
+    return qc, qs, ss, not (ss > ZERO_VAR_REL * sq)
+
+
+@njit(fastmath=FAST, **_JIT)
+def _row_sums(t, r0, nrows, d, rs, rq):
+    """rs[r], rq[r]: sum and sum of squares of row r0 + r, in double."""
+    for r in range(nrows):
+        base = (r0 + r) * d
+        a = 0.0
+        b = 0.0
+        for c in range(d):
+            v = np.float64(t[base + c])
+            a += v
+            b += v * v
+        rs[r] = a
+        rq[r] = b
+
+
+@njit(fastmath=FAST, **_JIT)
+def _dots(qc, n, t, base, d, nlag, out):
+    """out[l] = dot(qc[0:n], t[base + l*d : base + l*d + n]) for l < nlag, float32 accumulation."""
+    if nlag < BLK:
+        for l in range(nlag):
+            o = base + l * d
+            acc = np.float32(0.0)
+            for k in range(n):
+                acc += qc[k] * t[o + k]
+            out[l] = acc
+        return
+    l = 0
+    while l < nlag:
+        if l + BLK > nlag:
+            l = nlag - BLK          # the last block overlaps: every lag through the same code
+        o = base + l * d
+        a0 = a1 = a2 = a3 = a4 = a5 = a6 = a7 = np.float32(0.0)
+        for k in range(n):
+            qv = qc[k]
+            a0 += qv * t[o + k]
+            a1 += qv * t[o + d + k]
+            a2 += qv * t[o + 2 * d + k]
+            a3 += qv * t[o + 3 * d + k]
+            a4 += qv * t[o + 4 * d + k]
+            a5 += qv * t[o + 5 * d + k]
+            a6 += qv * t[o + 6 * d + k]
+            a7 += qv * t[o + 7 * d + k]
+        out[l] = a0
+        out[l + 1] = a1
+        out[l + 2] = a2
+        out[l + 3] = a3
+        out[l + 4] = a4
+        out[l + 5] = a5
+        out[l + 6] = a6
+        out[l + 7] = a7
+        l += BLK
+
+
+@njit(**_JIT)
+def _correlation(dot, ws, wq, inv_n, qsum, qss):
+    ss = wq - ws * ws * inv_n
+    if not (ss > ZERO_VAR_REL * wq):
+        return 0.0
+    r = (dot - ws * inv_n * qsum) / math.sqrt(qss * ss)
+    return min(max(r, -1.0), 1.0)
+
+
+@njit(**_JIT)
+def _segment(qc, tq, d, qsum, qss, t, l0, nlag, rv, rs, rq):
+    """rv[0:nlag] = the correlation at lags l0 .. l0 + nlag - 1 (double); True if a row is not finite."""
+    n = tq * d
+    nrows = nlag + tq - 1
+    _row_sums(t, l0, nrows, d, rs, rq)
+    bad = False
+    for r in range(nrows):
+        if not np.isfinite(rq[r]):
+            bad = True
+    _dots(qc, n, t, l0 * d, d, nlag, rv)
+    inv_n = 1.0 / n
+    if tq <= EXACT_TQ:
+        for l in range(nlag):
+            ws = 0.0
+            wq = 0.0
+            for r in range(l, l + tq):
+                ws += rs[r]
+                wq += rq[r]
+            rv[l] = _correlation(np.float64(rv[l]), ws, wq, inv_n, qsum, qss)
+    else:
+        ws = 0.0
+        wq = 0.0
+        for l in range(nlag):
+            if l % tq == 0:
+                ws = 0.0
+                wq = 0.0
+                for r in range(l, l + tq):
+                    ws += rs[r]
+                    wq += rq[r]
+            else:
+                ws += rs[l + tq - 1] - rs[l - 1]
+                wq += rq[l + tq - 1] - rq[l - 1]
+            rv[l] = _correlation(np.float64(rv[l]), ws, wq, inv_n, qsum, qss)
+    return bad
+
+
+@njit(**_JIT)
+def _max_over_lags(qc, tq, d, qsum, qss, constant, t, tt):
+    """(best, lag, bad): the first maximum over lags 0 .. tt - tq of the prepared query in t (tt >= tq)."""
+    if constant:
+        return 0.0, 0, False
+    nl = tt - tq + 1
+    seg = min(SEG, nl)
+    rv = np.empty(seg, dtype=np.float64)
+    rs = np.empty(seg + tq, dtype=np.float64)
+    rq = np.empty(seg + tq, dtype=np.float64)
+    best = 0.0
+    lag = -1
+    bad = False
+    for l0 in range(0, nl, SEG):
+        m = min(SEG, nl - l0)
+        bad |= _segment(qc, tq, d, qsum, qss, t, l0, m, rv, rs, rq)
+        for l in range(m):
+            if rv[l] > best or lag < 0:
+                best = rv[l]
+                lag = l0 + l
+    return best, lag, bad
+
+
+# ---------------------------------------------------------------------------------------------- kernels
+@njit(parallel=True, **_JIT)
+def pearson_curve(q, tq, d, t, tt, out):
+    """out[0 : tt - tq + 1] = the correlation at every lag (float32); segments spread over threads."""
+    qc, qsum, qss, constant = _prepare(q, tq * d)
+    nl = tt - tq + 1
+    nseg = (nl + SEG - 1) // SEG
+    for s in prange(nseg):
+        l0 = s * SEG
+        m = min(SEG, nl - l0)
+        if constant:
+            out[l0:l0 + m] = 0.0
+            continue
+        rv = np.empty(m, dtype=np.float64)
+        rs = np.empty(m + tq, dtype=np.float64)
+        rq = np.empty(m + tq, dtype=np.float64)
+        _segment(qc, tq, d, qsum, qss, t, l0, m, rv, rs, rq)
+        for l in range(m):
+            out[l0 + l] = np.float32(rv[l])
+
+
+@njit(parallel=True, **_JIT)
+def rerank(q, tq, d, data, offsets, scores, lags, bad):
+    """Best correlation and lag per candidate data[offsets[k]*d : offsets[k+1]*d]; candidates over threads.
+    A shorter candidate slides inside the query (lag = -offset); an empty one scores 0 at lag 0.
+    bad[k]: a NaN/inf was met in candidate k (read in place, unchecked)."""
+    qc, qsum, qss, constant = _prepare(q, tq * d)
+    for k in prange(offsets.shape[0] - 1):
+        a = offsets[k]
+        ts = offsets[k + 1] - a
+        best = 0.0
+        lag = 0
+        flag = False
+        if ts >= tq:
+            best, lag, flag = _max_over_lags(qc, tq, d, qsum, qss, constant, data[a * d:(a + ts) * d], ts)
+        elif ts > 0:
+            cc, csum, css, cconst = _prepare(data[a * d:(a + ts) * d], ts * d)
+            best, lag, flag = _max_over_lags(cc, ts, d, csum, css, cconst, q, tq)
+            flag |= not np.isfinite(css)
+            lag = -lag
+        scores[k] = np.float32(best)
+        lags[k] = lag
+        bad[k] = flag
+
+
+@njit(**_JIT)
+def pearson_normalize(q, tq, d, t, tt, num, shift, qsum, out):
+    """The curve from FFT numerators num[l] = dot(qc, t_l - shift): window sums exact every max(tq, 64)
+    lags, add/subtract of the entering and leaving rows in between (float64)."""
+    n = tq * d
+    nl = tt - tq + 1
+    s = 0.0
+    sq = 0.0
+    for k in range(n):
+        v = np.float64(q[k])
+        s += v
+        sq += v * v
+    m = s / n
+    qss = 0.0
+    for k in range(n):
+        c = np.float64(q[k]) - m
+        qss += c * c
+    if not (qss > ZERO_VAR_REL * sq):
+        out[:nl] = 0.0
+        return
+    run = max(tq, 64)
+    inv_n = 1.0 / n
+    ws = 0.0
+    wq = 0.0
+    for l in range(nl):
+        if l % run == 0:
+            ws = 0.0
+            wq = 0.0
+            for k in range(l * d, (l + tq) * d):
+                v = np.float64(t[k])
+                ws += v
+                wq += v * v
+        else:
+            a = (l - 1) * d
+            b = (l + tq - 1) * d
+            for c in range(d):
+                x = np.float64(t[a + c])
+                y = np.float64(t[b + c])
+                ws += y - x
+                wq += y * y - x * x
+        out[l] = np.float32(_correlation(np.float64(num[l]) + shift * qsum, ws, wq, inv_n, qsum, qss))
+
+
+@njit(**_JIT)
+def local_maxima(x, height, peaks):
+    """scipy's _local_maxima_1d (flat peaks: the middle, rounded down) with x >= height; returns the count."""
+    m = 0
+    i_max = x.shape[0] - 1
+    i = 1
+    while i < i_max:
+        v = x[i]
+        if x[i - 1] < v:
+            ahead = i + 1
+            while ahead < i_max and x[ahead] == v:
+                ahead += 1
+            if x[ahead] < v and v >= height:
+                peaks[m] = (i + ahead - 1) // 2
+                m += 1
+            i = ahead
+        else:
+            i += 1
+    return m
+
+
+@njit(**_JIT)
+def select_by_distance(peaks, order, distance, keep):
+    """scipy's _select_by_peak_distance: by decreasing priority, each kept peak removes closer ones."""
+    npk = peaks.shape[0]
+    keep[:] = True
+    for r in range(npk - 1, -1, -1):
+        j = order[r]
+        if not keep[j]:
+            continue
+        k = j - 1
+        while k >= 0 and peaks[j] - peaks[k] < distance:
+            keep[k] = False
+            k -= 1
+        k = j + 1
+        while k < npk and peaks[k] - peaks[j] < distance:
+            keep[k] = False
+            k += 1

@@ -1,0 +1,160 @@
+"""numba kernels of csrc/dtw.c: banded DTW (batched over candidates) and subsequence DTW.
+
+The DP runs in band coordinates as in C: row i holds the cells j = i + lo + k, k = 0 .. W-1, so the
+predecessors of (i, k) are prev[k] (diagonal), prev[k + 1] (up) and cur[k - 1] (left), in two rolling
+rows of W + 1 float32 cells. Cell costs: euclidean ``sum_d (x - y)^2``, cosine ``1 - dot``, summed in
+float32 and clamped to +-COST_MAX like C (so +inf only enters as a penalty). One pair at a time: a
+candidate (dtw_batch) or a start column (banded subsequence DTW) per prange iteration, where C runs 16
+pairs in SIMD lanes per OpenMP task. Arguments are checked by chadsp._checks before these run.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from numba import njit, prange
+
+EUCLIDEAN = 0
+COSINE = 1
+INF = np.float32(np.inf)
+COST_MAX = np.float32(1e30)
+# reassociation vectorises the cost's sum over D; no nnan/ninf: +inf marks cells outside the band
+FAST = {"reassoc", "contract", "nsz"}
+_JIT = dict(cache=True, nogil=True)
+
+
+@njit(fastmath=FAST, **_JIT)
+def _cost(x, xo, y, yo, dim, metric):
+    """The cost of cell (x[xo:xo+dim], y[yo:yo+dim]), float32, clamped to [-COST_MAX, COST_MAX]."""
+    acc = np.float32(0.0)
+    if metric == EUCLIDEAN:
+        for c in range(dim):
+            df = x[xo + c] - y[yo + c]
+            acc += df * df
+        return min(acc, COST_MAX)
+    for c in range(dim):
+        acc += x[xo + c] * y[yo + c]
+    return np.float32(1.0) - max(min(acc, COST_MAX), -COST_MAX)
+
+
+@njit(**_JIT)
+def _pair_band(n, m, band):
+    """The band of a pair (n, m) in j - i, clipped to the matrix; band < 0: the full matrix."""
+    if band < 0:
+        return -(n - 1), m - 1
+    return max(-(n - 1), -band - max(0, n - m)), min(m - 1, band + max(0, m - n))
+
+
+@njit(**_JIT)
+def _dtw_pair(x, n, y, m, dim, lo, hi, metric, open_end):
+    """DTW of x (n rows) and y (m rows) over the cells lo <= j - i <= hi, from (0, 0).
+
+    Closed end: (D(n-1, m-1), m-1). Open end: (min_j D(n-1, j), its first argmin j). Path sums, no sqrt."""
+    w = hi - lo + 1
+    prev = np.full(w + 1, INF, dtype=np.float32)
+    cur = np.full(w + 1, INF, dtype=np.float32)
+    prev[-lo] = 0.0                                   # D(-1, -1) = 0
+    for i in range(n):
+        k0 = max(0, -i - lo)
+        k1 = min(w - 1, m - 1 - i - lo)
+        left = INF
+        for k in range(k0, k1 + 1):
+            c = _cost(x, i * dim, y, (i + lo + k) * dim, dim, metric)
+            v = min(min(prev[k], prev[k + 1]) + c, left + c)
+            cur[k] = v
+            left = v
+        for k in range(k1 + 1, min(w, k1 + 2) + 1):   # cells above k1 still hold row i - 2
+            cur[k] = INF
+        prev, cur = cur, prev
+    if not open_end:
+        return prev[m - n - lo], m - 1
+    best = INF
+    bj = -1
+    for k in range(w):
+        if prev[k] < best:
+            best = prev[k]
+            bj = n - 1 + lo + k
+    return best, bj
+
+
+@njit(**_JIT)
+def _finish(v, metric):
+    """euclidean: the root of the path sum, rounded through double as C; cosine: the sum itself."""
+    return np.float32(math.sqrt(np.float64(v))) if metric == EUCLIDEAN else v
+
+
+@njit(parallel=True, **_JIT)
+def dtw_batch(q, n, dim, data, offsets, band, metric, out):
+    """out[c] = banded DTW of q (n x dim) and candidate c (rows offsets[c] .. offsets[c+1] of data);
+    +inf for an empty candidate. Candidates spread over threads."""
+    for c in prange(offsets.shape[0] - 1):
+        a = offsets[c]
+        m = offsets[c + 1] - a
+        if m <= 0:
+            out[c] = INF
+            continue
+        lo, hi = _pair_band(n, m, band)
+        v, _ = _dtw_pair(q, n, data[a * dim:(a + m) * dim], m, dim, lo, hi, metric, False)
+        out[c] = _finish(v, metric)
+
+
+@njit(**_JIT)
+def subsequence_free(q, n, t, big_m, dim, metric):
+    """Mueller's subsequence DTW: D(0, j) = c(0, j), the start column carried along the DP (ties: diagonal,
+    up, left; then the first end). Returns (path sum, start, end exclusive)."""
+    c = np.empty(big_m, dtype=np.float32)
+    dp = np.empty(big_m, dtype=np.float32)
+    dc = np.empty(big_m, dtype=np.float32)
+    sp = np.empty(big_m, dtype=np.int64)
+    sc = np.empty(big_m, dtype=np.int64)
+    for i in range(n):
+        for j in range(big_m):
+            c[j] = _cost(q, i * dim, t, j * dim, dim, metric)
+        if i == 0:
+            for j in range(big_m):
+                dc[j] = c[j]
+                sc[j] = j
+        else:
+            left = INF
+            ls = -1
+            for j in range(big_m):
+                best = dp[j - 1] if j > 0 else INF
+                bs = sp[j - 1] if j > 0 else -1
+                if dp[j] < best:
+                    best = dp[j]
+                    bs = sp[j]
+                if left < best:
+                    best = left
+                    bs = ls
+                left = best + c[j]
+                ls = bs
+                dc[j] = left
+                sc[j] = bs
+        dp, dc = dc, dp
+        sp, sc = sc, sp
+    bj = 0
+    for j in range(1, big_m):
+        if dp[j] < dp[bj]:
+            bj = j
+    return dp[bj], sp[bj], bj + 1
+
+
+@njit(parallel=True, **_JIT)
+def subsequence_banded(q, n, t, big_m, dim, band, metric):
+    """For every start s, an open-end DTW of q against t[s:] over |(j - s) - i| <= band (starts spread
+    over threads); the first best start. Requires big_m >= n - band. Returns (path sum, start, end)."""
+    ns = min(big_m - 1, big_m - n + band) + 1
+    val = np.empty(ns, dtype=np.float32)
+    ends = np.empty(ns, dtype=np.int64)
+    lo = -min(band, n - 1)
+    for s in prange(ns):
+        m = min(big_m - s, n + band)
+        hi = min(band, m - 1)
+        v, e = _dtw_pair(q, n, t[s * dim:(s + m) * dim], m, dim, lo, hi, metric, True)
+        val[s] = v
+        ends[s] = e
+    bs = 0
+    for s in range(1, ns):
+        if val[s] < val[bs]:
+            bs = s
+    return val[bs], bs, bs + ends[bs] + 1
