@@ -6,18 +6,33 @@ Environment variables understood by the build:
 - ``CHADSP_SANITIZE=1``: build with ``-fsanitize=address,undefined`` (CI runs the kernel tests so).
 - ``CHADSP_CFLAGS``: extra compiler flags, replacing the default ``-march=native``.
 """
+import pathlib
+import re
+
 from setuptools import find_packages, setup
+
+HERE = pathlib.Path(__file__).resolve().parent
+
+
+def read_version() -> str:
+    """``chadml.__version__``, the one place the version is written (read, not imported: no torch at build)."""
+    text = (HERE / "chadml" / "__init__.py").read_text(encoding="utf-8")
+    m = re.search(r"""^__version__\s*=\s*['"]([^'"]+)['"]""", text, re.M)
+    if not m:
+        raise RuntimeError("chadml/__init__.py has no __version__ = \"...\" line")
+    return m.group(1)
+
 
 setup(
     name="chad",
-    version="0.1.0",
+    version=read_version(),
     description="Query-by-Humming and the semi-supervised CHAD pipeline (ISMIR 2023), with a compiled DSP core",
-    long_description=open("README.md", encoding="utf-8").read(),
+    long_description=(HERE / "README.md").read_text(encoding="utf-8"),
     long_description_content_type="text/markdown",
     license="MIT",
     python_requires=">=3.10",
     packages=find_packages(include=["chadsp", "chadsp.*", "chadml", "chadml.*"]),
-    package_data={"chadml": ["assets/*"]},
+    package_data={"chadml": ["assets/*"]},      # the released model (see chadml/assets/README.md)
     setup_requires=["cffi>=1.16"],
     cffi_modules=["chadsp/_build.py:ffi"],
     install_requires=[

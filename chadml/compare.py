@@ -2,7 +2,7 @@
 
 One table of top-1 / top-10 hit rate, MRR and median seconds per query for
 
-- **f0-DTW**: the classical matcher with no learning (:class:`chadml.baseline.F0DtwSearcher`),
+- **f0-DTW**: the classical matcher with no learning (:class:`chadml.search.f0.F0DtwSearcher`),
 - the **CQT encoder** with max-Pearson and with DTW re-ranking (:class:`chadml.search.Searcher`),
 - the **CREPE encoder** (same two re-rankers), when an index built with a CREPE-feature model is given,
 
@@ -25,6 +25,9 @@ from typing import Mapping, Sequence
 
 import numpy as np
 
+from .evaluate import evaluate, format_metric
+from .search import Searcher
+from .search.f0 import F0DtwSearcher
 from .util import atomic_path, atomic_write_text
 
 log = logging.getLogger(__name__)
@@ -35,8 +38,6 @@ FORMAT_VERSION = 1
 
 def _methods(index, f0_index, crepe_index, *, k: int, threads, device) -> list[tuple[str, str, object]]:
     """``(method name, features, factory)`` of every method that the given indexes allow."""
-    from .search.f0 import F0DtwSearcher
-    from .search import Searcher
     out = []
     if f0_index is not None:
         out.append(("f0-DTW (no learning)", "CREPE f0",
@@ -67,7 +68,6 @@ def compare(queries: Sequence[tuple[str, object]], truth: Mapping[str, str], *, 
     list of dict with ``method``, ``features``, ``top1``, ``top10``, ``mrr``, ``median_query_s``,
     ``queries``, ``failed`` and ``report`` (the full :class:`chadml.evaluate.Report` as a dict).
     """
-    from .evaluate import evaluate
     methods = _methods(index, f0_index, crepe_index, k=k, threads=threads, device=device)
     if not methods:
         raise ValueError("nothing to compare: give at least one of index, f0_index, crepe_index")
@@ -88,16 +88,12 @@ def compare(queries: Sequence[tuple[str, object]], truth: Mapping[str, str], *, 
     return rows
 
 
-def _f(x, digits: int = 3) -> str:
-    return "n/a" if x is None else f"{x:.{digits}f}"
-
-
 def format_table(rows: Sequence[dict]) -> str:
     """The Markdown table of :func:`compare`'s rows."""
     lines = ["| method | top-1 | top-10 | MRR | median s/query | queries |", "|---|---|---|---|---|---|"]
     for r in rows:
-        lines.append(f"| {r['method']} | {_f(r['top1'])} | {_f(r['top10'])} | {_f(r['mrr'])} | "
-                     f"{_f(r['median_query_s'])} | {r['queries']} |")
+        cells = " | ".join(format_metric(r[k]) for k in ("top1", "top10", "mrr", "median_query_s"))
+        lines.append(f"| {r['method']} | {cells} | {r['queries']} |")
     return "\n".join(lines)
 
 
@@ -141,39 +137,3 @@ def write_results(rows: Sequence[dict], out_dir) -> dict:
                                                 default=lambda o: o.item() if hasattr(o, "item") else str(o)) + "\n")
     plot_table(rows, paths["png"])
     return paths
-
-
-def add_cli(sub) -> None:
-    p = sub.add_parser("compare", help="f0-DTW vs CQT and CREPE encoders on the same queries (Table 1)",
-                       description="Evaluate the classical f0 + DTW matcher and the learned encoders (CQT with "
-                                   "max-Pearson and DTW re-ranking; CREPE when --crepe-index is given) on the "
-                                   "same queries; print one table and save it as Markdown, JSON and PNG.")
-    p.add_argument("--index", default=None, help="the CQT encoder's song index")
-    p.add_argument("--crepe-index", default=None, help="a song index built with a CREPE-feature encoder")
-    p.add_argument("--f0-index", default=None, help="F0 index of the songs (default: INDEX/f0 when it exists)")
-    p.add_argument("--queries", required=True, help="folder of query audio files (query id = file stem)")
-    p.add_argument("--truth", required=True, help="CSV with columns query and song")
-    p.add_argument("--out", default=None, metavar="DIR", help="write compare.md/.json/.png here")
-    p.add_argument("-k", "--candidates", type=int, default=5000, dest="k")
-    p.add_argument("--threads", type=int, default=None)
-    p.add_argument("--device", default=None)
-    p.set_defaults(func=_cli_compare)
-
-
-def _cli_compare(args) -> int:
-    from .search.f0 import F0_CATALOG
-    from .evaluate import query_files, read_truth
-    truth = read_truth(args.truth)
-    queries = [(q, p) for q, p in query_files(args.queries) if q in truth]
-    if not queries:
-        raise ValueError(f"none of the query files under {args.queries} is in {args.truth}")
-    f0 = args.f0_index
-    if f0 is None and args.index and os.path.isfile(os.path.join(args.index, "f0", F0_CATALOG)):
-        f0 = os.path.join(args.index, "f0")
-    rows = compare(queries, truth, index=args.index, f0_index=f0, crepe_index=args.crepe_index, k=args.k,
-                   threads=args.threads, device=args.device, progress_bar=not getattr(args, "quiet", False))
-    print(format_table(rows))
-    if args.out:
-        paths = write_results(rows, args.out)
-        print(f"written: {paths['md']}, {paths['json']}, {paths['png']}")
-    return 0

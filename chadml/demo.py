@@ -7,16 +7,15 @@ On a fresh machine, with nothing downloaded, it
    M_1 on H + the mined groups (:func:`chadml.loop.run_loop`),
 3. indexes every original song with each model (:class:`chadml.index.SongIndex`),
 4. runs the held-out hummings (songs never seen in training) as queries, re-ranked by max Pearson and
-   by DTW, plus a raw-CQT max-Pearson baseline with no learning (:mod:`chadml.baseline`),
-5. prints a table of top-1 / top-10 / MRR and writes everything to ``DIR``: ``manifest.csv`` (the dataset
-   M_1 was trained on), ``m0.pt``, ``m1.pt``, ``index_m0/``, ``index_m1/``, ``queries.csv``,
-   ``results.json``, ``results.md`` and ``plots/``.
+   by DTW, plus a raw-CQT max-Pearson baseline with no learning (:class:`chadml.search.f0.RawFeatureSearcher`),
+5. tabulates top-1 / top-10 / MRR (:func:`format_results`; ``chad demo`` prints it) and writes everything
+   to ``DIR``: ``manifest.csv`` (the dataset M_1 was trained on), ``m0.pt``, ``m1.pt``, ``index_m0/``,
+   ``index_m1/``, ``queries.csv``, ``results.json``, ``results.md`` and ``plots/``.
 
 Every stage is resumable: rerun the same command after an interruption and finished work is kept.
 """
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import json
 import logging
@@ -24,12 +23,23 @@ import os
 import shutil
 import time
 from dataclasses import dataclass, field
+from typing import Callable
 
+from .corpus import build_corpus
+from .data import Manifest, SongTable
+from .evaluate import evaluate, format_metric
+from .index import SongIndex
+from .loop import LoopConfig, run_loop
+from .mining import MiningConfig
+from .models import checkpoint_id, load_fingerprinter
+from .search import Searcher
+from .search.f0 import RawFeatureSearcher
 from .util import atomic_path, atomic_write_text
 
 log = logging.getLogger(__name__)
 
-__all__ = ["DemoConfig", "QUICK", "run_demo"]
+__all__ = ["DemoConfig", "QUICK", "run_demo", "hummed_part", "format_table", "format_fragment_table",
+           "format_results"]
 FORMAT_VERSION = 1
 
 
@@ -61,18 +71,17 @@ QUICK = DemoConfig(n_songs=8, n_covers=1, hummings_per_song=2, song_seconds=(16.
                    steps_per_epoch=2)
 
 
-def _stage(name: str):
-    log.info("demo: %s", name)
-    print(f"== {name}", flush=True)
-
-
 def run_demo(out_dir: str | os.PathLike = "chad-demo", *, config: DemoConfig | None = None, progress: bool = True,
-             device=None) -> dict:
-    """Run (or resume) the demo into ``out_dir``; returns the results (also in ``results.json``)."""
-    from . import loop
-    from .corpus import build_corpus
-    from .data import Manifest, SongTable
-    from .mining import MiningConfig
+             device=None, echo: Callable[[str], None] | None = None) -> dict:
+    """Run (or resume) the demo into ``out_dir``; returns the results (also in ``results.json``).
+
+    ``echo``: called with the name of each stage as it starts (the CLI prints them); the stages are
+    logged (INFO) either way. :func:`format_results` gives the tables of the returned results as text.
+    """
+    def _stage(name: str) -> None:
+        log.info("demo: %s", name)
+        if echo is not None:
+            echo(f"== {name}")
 
     config = config or DemoConfig()
     out = os.path.abspath(os.fspath(out_dir))
@@ -92,12 +101,12 @@ def run_demo(out_dir: str | os.PathLike = "chad-demo", *, config: DemoConfig | N
 
     _stage("2/5 M_0 on the hummings, mining the covers, M_1 (the semi-supervised loop)")
     t = time.perf_counter()
-    lcfg = loop.LoopConfig(iterations=1, epochs0=config.epochs0, epochs=config.epochs, max_minutes=config.minutes,
-                           mining=MiningConfig(), control=config.control,
-                           train_kwargs={"width": config.width, "batch_size": config.batch_size,
-                                         "steps_per_epoch": config.steps_per_epoch, "seed": config.seed,
-                                         "lr_schedule": "cosine", "groups_per_song": 2})
-    logs = loop.run_loop(songs, hummings, os.path.join(out, "loop"), config=lcfg, progress=progress, device=device)
+    lcfg = LoopConfig(iterations=1, epochs0=config.epochs0, epochs=config.epochs, max_minutes=config.minutes,
+                      mining=MiningConfig(), control=config.control,
+                      train_kwargs={"width": config.width, "batch_size": config.batch_size,
+                                    "steps_per_epoch": config.steps_per_epoch, "seed": config.seed,
+                                    "lr_schedule": "cosine", "groups_per_song": 2})
+    logs = run_loop(songs, hummings, os.path.join(out, "loop"), config=lcfg, progress=progress, device=device)
     for i in (0, 1):
         src = os.path.join(out, "loop", f"M{i}.pt")
         _copy(src, os.path.join(out, f"m{i}.pt"))
@@ -141,16 +150,6 @@ def run_demo(out_dir: str | os.PathLike = "chad-demo", *, config: DemoConfig | N
     frag = format_fragment_table(results["fragment_retrieval"])
     atomic_write_text(os.path.join(out, "results.md"), "## Songs (held-out hummings as queries)\n\n" + table +
                       "\n\n## Fragments (each held-out humming window against all original windows)\n\n" + frag + "\n")
-    print("songs: held-out hummings against every original song")
-    print(table)
-    print("\nfragments: each held-out humming window against all original windows")
-    print(frag)
-    if results["mining"]:
-        m = results["mining"]
-        print(f"\nmining with M_0: {m['groups']} groups ({m['relevant']} relevant, {m['uncertain']} uncertain), "
-              f"precision {_fmt(m['precision'])}, recall {_fmt(m['recall'])}")
-    print(f"\n{len(queries)} held-out hummings against {len(song_list)} songs; "
-          f"total {timings['total']:.0f} s. Outputs in {out} (plots in {os.path.join(out, 'plots')})")
     return results
 
 
@@ -166,7 +165,6 @@ def hummed_part(hummings, share: float):
     -------
     >>> h = hummed_part(Manifest.read("corpus/hummings.csv"), 1 / 3)     # doctest: +SKIP
     """
-    from .data import Manifest
     if not (isinstance(share, (int, float)) and 0 < share <= 1):
         raise ValueError(f"hummed_share must be in (0, 1], got {share!r}")
     songs = sorted({str(r.group_id) for r in hummings.rows if r.split == "train"})
@@ -181,9 +179,7 @@ def _copy(src: str, dst: str) -> None:
 
 
 def _build_index(index_dir: str, ckpt: str, song_list, progress: bool, device) -> None:
-    from . import train as T
-    from .index import SongIndex
-    mid = T.checkpoint_id(ckpt)
+    mid = checkpoint_id(ckpt)
     if os.path.isdir(index_dir) and os.listdir(index_dir):
         try:
             idx = SongIndex.open(index_dir, expect_model_id=mid)
@@ -192,7 +188,7 @@ def _build_index(index_dir: str, ckpt: str, song_list, progress: bool, device) -
         except Exception as exc:  # noqa: BLE001 - a stale or partial index is rebuilt
             log.warning("rebuilding %s: %s", index_dir, exc)
         shutil.rmtree(index_dir)
-    fp = T.load_fingerprinter(ckpt, device=device)
+    fp = load_fingerprinter(ckpt, device=device)
     fp.model_id = mid
     idx = SongIndex.create(index_dir, fingerprinter=fp, model_path=ckpt)
     idx.add_songs(song_list, fp, progress_bar=progress)
@@ -210,9 +206,6 @@ def _queries(hummings):
 
 
 def _evaluate_all(out, queries, truth, song_list, config, progress, device) -> list[dict]:
-    from .search.f0 import RawFeatureSearcher
-    from .evaluate import evaluate
-    from .search import Searcher
     rows = []
     methods = [(f"M{i} + {rr}", lambda i=i, rr=rr: Searcher(os.path.join(out, f"index_m{i}"), rerank=rr, k=config.k,
                                                             device=device))
@@ -232,19 +225,20 @@ def _evaluate_all(out, queries, truth, song_list, config, progress, device) -> l
     return rows
 
 
-def _fmt(x) -> str:
-    return "n/a" if x is None else f"{x:.3f}"
+def _metric_cells(r: dict) -> str:
+    return " | ".join(format_metric(r[k]) for k in ("top1", "top10", "mrr"))
 
 
 def format_table(rows: list[dict]) -> str:
+    """The Markdown table of the song queries (the ``table`` of :func:`run_demo`'s results)."""
     lines = ["| method | top-1 | top-10 | MRR | s/query |", "|---|---|---|---|---|"]
     for r in rows:
-        lines.append(f"| {r['method']} | {_fmt(r['top1'])} | {_fmt(r['top10'])} | {_fmt(r['mrr'])} | "
-                     f"{r['seconds_per_query']:.3f} |")
+        lines.append(f"| {r['method']} | {_metric_cells(r)} | {r['seconds_per_query']:.3f} |")
     return "\n".join(lines)
 
 
 def format_fragment_table(frag: dict) -> str:
+    """The Markdown table of the fragment retrieval of each encoder (``fragment_retrieval`` of the results)."""
     lines = ["| encoder | top-1 | top-10 | MRR | query windows |", "|---|---|---|---|---|"]
     names = {"M0": "M0 (trained on hummings)", "M1": "M1 (hummings + mined covers)",
              "control": "M0 + M1's epochs on the hummings alone (control)",
@@ -252,7 +246,7 @@ def format_fragment_table(frag: dict) -> str:
     for key, name in names.items():
         r = frag.get(key)
         if r:
-            lines.append(f"| {name} | {_fmt(r['top1'])} | {_fmt(r['top10'])} | {_fmt(r['mrr'])} | {int(r['queries'])} |")
+            lines.append(f"| {name} | {_metric_cells(r)} | {int(r['queries'])} |")
     return "\n".join(lines)
 
 
@@ -260,24 +254,16 @@ def _jsonable(d):
     return json.loads(json.dumps(d, default=list))
 
 
-def add_cli(sub) -> None:
-    p = sub.add_parser("demo", help="the end-to-end demo on the built-in corpus (fits 15 min on 2 cores)",
-                       description="Build the built-in corpus, train M_0 on hummings, mine covers, retrain M_1, "
-                                   "index the songs and evaluate held-out hummings. Resumable.")
-    p.add_argument("--out", default="chad-demo", help="output folder (default: ./chad-demo)")
-    p.add_argument("--quick", action="store_true", help="a tiny run (about a minute), for tests")
-    p.add_argument("--songs", type=int, default=None, help="number of songs (default 80; --quick: 8)")
-    p.add_argument("--control", action="store_true",
-                   help="also train M_0 on the hummings alone for M_1's epochs: does mining help beyond training?")
-    p.add_argument("--device", default=None)
-    p.set_defaults(func=_cli_demo)
-
-
-def _cli_demo(args: argparse.Namespace) -> int:
-    cfg = QUICK if args.quick else DemoConfig()
-    if args.songs is not None:
-        cfg = dataclasses.replace(cfg, n_songs=args.songs)
-    if args.control:
-        cfg = dataclasses.replace(cfg, control=True)
-    run_demo(args.out, config=cfg, progress=not args.quiet, device=args.device)
-    return 0
+def format_results(results: dict) -> str:
+    """The text ``chad demo`` prints at the end: the song and fragment tables, the mining, the totals."""
+    lines = ["songs: held-out hummings against every original song", format_table(results["table"]),
+             "\nfragments: each held-out humming window against all original windows",
+             format_fragment_table(results["fragment_retrieval"])]
+    if results["mining"]:
+        m = results["mining"]
+        lines.append(f"\nmining with M_0: {m['groups']} groups ({m['relevant']} relevant, {m['uncertain']} uncertain), "
+                     f"precision {format_metric(m['precision'])}, recall {format_metric(m['recall'])}")
+    out = results["out"]
+    lines.append(f"\n{results['queries']} held-out hummings against {results['songs']} songs; "
+                 f"total {results['seconds']['total']:.0f} s. Outputs in {out} (plots in {os.path.join(out, 'plots')})")
+    return "\n".join(lines)

@@ -26,7 +26,8 @@ from typing import Iterable, Mapping, Sequence
 
 import numpy as np
 
-from . import ChadError
+from .errors import ChadError, UsageError
+from .index import find_audio_files
 from .util import atomic_path, atomic_write_text, progress
 
 log = logging.getLogger(__name__)
@@ -34,7 +35,8 @@ log = logging.getLogger(__name__)
 FORMAT_VERSION = 1
 TOP_N = (1, 3, 5, 10, 100)
 
-__all__ = ["hit_rate", "mrr", "evaluate", "Report", "read_truth", "query_files", "TOP_N", "FORMAT_VERSION"]
+__all__ = ["hit_rate", "mrr", "evaluate", "Report", "read_truth", "query_files", "labelled_queries", "format_metric",
+           "TOP_N", "FORMAT_VERSION"]
 
 
 def _ranks(ranks: Iterable) -> np.ndarray:
@@ -171,6 +173,15 @@ class Report:
                 f"top10 {f(o['top10'])}  top100 {f(o['top100'])}  MRR {f(o['mrr'])}")
 
 
+def format_metric(x: float | None, digits: int = 3) -> str:
+    """A metric for a table: ``digits`` decimals, or "n/a" when there is none.
+
+    >>> format_metric(0.41666), format_metric(None)
+    ('0.417', 'n/a')
+    """
+    return "n/a" if x is None else f"{x:.{digits}f}"
+
+
 def _json_default(o):
     if isinstance(o, (np.integer,)):
         return int(o)
@@ -254,7 +265,6 @@ def read_truth(path: str | os.PathLike) -> dict[str, str]:
 
 def query_files(directory: str | os.PathLike) -> list[tuple[str, str]]:
     """``(query id = file stem, path)`` of the audio files under ``directory``."""
-    from .index import find_audio_files
     directory = os.fspath(directory)
     if not os.path.isdir(directory):
         raise FileNotFoundError(f"no such query folder: {directory}")
@@ -264,47 +274,20 @@ def query_files(directory: str | os.PathLike) -> list[tuple[str, str]]:
     return [(os.path.splitext(os.path.basename(p))[0], p) for p in files]
 
 
-def add_cli(sub) -> None:
-    from .search import add_searcher_args
-    p = sub.add_parser("evaluate", help="top-n hit rate and MRR of queries with known songs",
-                       description="Run every audio file of a folder as a query and score the rank of its song "
-                                   "(MIREX QBSH protocol: top-1/3/5/10/100 hit rate and MRR).")
-    add_searcher_args(p)
-    p.add_argument("--method", choices=("encoder", "f0-dtw"), default="encoder",
-                   help="encoder: the index's model + re-ranking (default); f0-dtw: the classical f0 + DTW "
-                        "matcher over --f0-index (no learning, no --index needed)")
-    p.add_argument("--queries", required=True, help="folder of query audio files (query id = file stem)")
-    p.add_argument("--truth", required=True, help="CSV with columns query (file stem) and song (song id)")
-    p.add_argument("--json", default=None, metavar="OUT", help="write the report (overall + per query) here")
-    p.add_argument("--plot", default=None, metavar="PNG", help="write the hit-rate curve here")
-    p.set_defaults(func=_cli_evaluate)
+def labelled_queries(directory: str | os.PathLike, truth_csv: str | os.PathLike
+                     ) -> tuple[list[tuple[str, str]], dict[str, str]]:
+    """The query files under ``directory`` that have a row in the truth CSV, and the truth itself.
 
-
-def _cli_evaluate(args) -> int:
-    from .search import make_searcher
-    truth = read_truth(args.truth)
-    queries = query_files(args.queries)
+    Files with no row are skipped with a warning; :class:`chadml.errors.UsageError` when none is left.
+    Returns ``(queries, truth)`` as :func:`evaluate` takes them.
+    """
+    truth = read_truth(truth_csv)
+    queries = query_files(directory)
     unknown = [q for q, _ in queries if q not in truth]
     if unknown:
-        log.warning("%d query files have no row in %s and are skipped, e.g. %s", len(unknown), args.truth,
+        log.warning("%d query files have no row in %s and are skipped, e.g. %s", len(unknown), os.fspath(truth_csv),
                     unknown[:5])
     queries = [(q, p) for q, p in queries if q in truth]
     if not queries:
-        raise ValueError(f"none of the query files under {args.queries} is in {args.truth}")
-    if args.method == "f0-dtw":
-        from .search.f0 import F0DtwSearcher
-        if not args.f0_index:
-            raise ValueError("--method f0-dtw needs --f0-index DIR (built by `chad f0-index build`)")
-        searcher = F0DtwSearcher(args.f0_index, threads=args.threads, device=args.device)
-    else:
-        searcher = make_searcher(args)
-    rep = evaluate(searcher, queries, truth, progress_bar=not getattr(args, "quiet", False), on_error="miss")
-    print(rep.summary())
-    failed = sum(1 for q in rep.per_query if "error" in q)
-    if failed:
-        print(f"{failed} queries failed (counted as misses; see the report)")
-    if args.json:
-        rep.to_json(args.json)
-    if args.plot:
-        rep.plot(args.plot)
-    return 0
+        raise UsageError(f"none of the query files under {os.fspath(directory)} is in {os.fspath(truth_csv)}")
+    return queries, truth

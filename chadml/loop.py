@@ -6,7 +6,7 @@ Iteration 0 trains M_0 on the humming groups (the H part, train split). Iteratio
 recent mining), and trains M_i: fine-tuned from M_{i-1} (default) or from scratch. Each iteration ends with
 a JSON log, written atomically: groups and hours mined, relevant/uncertain counts, mining precision and
 recall against the songs' true alignments (generated data), and the retrieval quality of the new model on
-held-out hummings (:func:`chadml.train.fragment_retrieval`, split "test").
+held-out hummings (:func:`chadml.training.fragment_retrieval`, split "test").
 
 Everything lives in one output directory; finished iterations are not redone, an interrupted mining
 resumes from its per-song results, and an interrupted training resumes from its checkpoint.
@@ -31,7 +31,6 @@ Example
 """
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import json
 import logging
@@ -40,8 +39,13 @@ import os
 import time
 from dataclasses import dataclass, field
 
-from . import ChadError
-from .mining import MiningConfig, add_mining_options, config_from_args, mine, mining_precision, read_summary
+from .data import Manifest
+from .errors import ChadError
+from .features import LONG, SHORT, FeatureConfig
+from .mining import MiningConfig, mine, mining_precision, read_summary
+from .models import checkpoint_id, load_fingerprinter
+from .training import TrainConfig, fragment_retrieval
+from .training import train as train_encoder
 from .util import atomic_write_text
 
 __all__ = ["LoopConfig", "run_loop", "read_logs", "FORMAT_VERSION"]
@@ -78,7 +82,7 @@ class LoopConfig:
         mined groups help, not just the extra training.
     mining : MiningConfig
     train_kwargs : dict
-        Fields of :class:`chadml.train.TrainConfig` (e.g. ``width``, ``batch_size``, ``seed``); ``epochs``
+        Fields of :class:`chadml.training.TrainConfig` (e.g. ``width``, ``batch_size``, ``seed``); ``epochs``
         and ``max_minutes`` come from this config.
     """
 
@@ -128,7 +132,6 @@ class LoopConfig:
 
 
 def _feature_window(config: LoopConfig):
-    from .features import LONG, SHORT, FeatureConfig
     return FeatureConfig(kind=config.features), (SHORT if config.window == "short" else LONG)
 
 
@@ -180,8 +183,6 @@ def run_loop(songs, hummings, out_dir: str | os.PathLike, *, config: LoopConfig 
     config : LoopConfig
     engine, address : the mining engine (see :func:`chadml.mining.mine`).
     """
-    from . import train as T
-    from .data import Manifest
     config = config or LoopConfig()
     out_dir = os.fspath(out_dir)
     os.makedirs(out_dir, exist_ok=True)
@@ -209,17 +210,17 @@ def run_loop(songs, hummings, out_dir: str | os.PathLike, *, config: LoopConfig 
 
     def train_model(i, manifest, init, suffix=""):
         t = time.perf_counter()
-        tc = T.TrainConfig(**{**config.train_kwargs, "epochs": config.epochs0 if i == 0 else config.epochs,
+        tc = TrainConfig(**{**config.train_kwargs, "epochs": config.epochs0 if i == 0 else config.epochs,
                               "max_minutes": config.max_minutes})
         # resume=True: a checkpoint left by an interrupted training is continued (a finished one is kept)
-        T.train(manifest, ckpt(i, suffix), feature_config=fcfg, window_config=wcfg, config=tc, init=init,
+        train_encoder(manifest, ckpt(i, suffix), feature_config=fcfg, window_config=wcfg, config=tc, init=init,
                 resume=True, device=device, progress_bar=progress)
         return time.perf_counter() - t
 
     def evaluate(i, methods=("model",), suffix=""):
         t = time.perf_counter()
-        fp = T.load_fingerprinter(ckpt(i, suffix), device=device)
-        r = T.fragment_retrieval(fp, hummings, split="test", methods=methods)
+        fp = load_fingerprinter(ckpt(i, suffix), device=device)
+        r = fragment_retrieval(fp, hummings, split="test", methods=methods)
         return {m: {k: float(v) for k, v in r[m].items()} for m in methods}, time.perf_counter() - t
 
     def write_log(i, entry):
@@ -235,7 +236,7 @@ def run_loop(songs, hummings, out_dir: str | os.PathLike, *, config: LoopConfig 
         train_s = train_model(0, Manifest(hum_rows), None)
         ret, eval_s = evaluate(0, ("model", "raw", "untrained"))
         n_train = sum(r.split == "train" for r in hum_rows)
-        write_log(0, {"model": ckpt(0), "model_id": T.checkpoint_id(ckpt(0)), "trained_on": "H",
+        write_log(0, {"model": ckpt(0), "model_id": checkpoint_id(ckpt(0)), "trained_on": "H",
                       "train_groups": len({r.key for r in hum_rows if r.split == "train"}),
                       "train_fragments": n_train, "retrieval": ret["model"], "retrieval_raw": ret["raw"],
                       "retrieval_untrained": ret["untrained"],
@@ -250,9 +251,9 @@ def run_loop(songs, hummings, out_dir: str | os.PathLike, *, config: LoopConfig 
             _collect(Manifest.read(mined_path), latest, config.include_uncertain)
             continue
         t = time.perf_counter()
-        fp = T.load_fingerprinter(ckpt(i - 1), device=device)
+        fp = load_fingerprinter(ckpt(i - 1), device=device)
         mined = mine(songs, fp, mined_path, config=config.mining, engine=engine, address=address,
-                     progress=progress, song_ids=batch, model_id=T.checkpoint_id(ckpt(i - 1)))
+                     progress=progress, song_ids=batch, model_id=checkpoint_id(ckpt(i - 1)))
         mine_s = time.perf_counter() - t
         summary = read_summary(mined_path + ".work")
         prec = mining_precision(mined, songs)
@@ -275,7 +276,7 @@ def run_loop(songs, hummings, out_dir: str | os.PathLike, *, config: LoopConfig 
                      "seconds_control": control_s}
         mined_rows = mined.rows
         write_log(i, {**extra,
-            "model": ckpt(i), "model_id": T.checkpoint_id(ckpt(i)), "mined_with": ckpt(i - 1),
+            "model": ckpt(i), "model_id": checkpoint_id(ckpt(i)), "mined_with": ckpt(i - 1),
             "songs_mined": len(batch), "songs_skipped": summary["skipped"],
             "groups": summary["groups"], "hours": summary["hours"], "cover_hours": summary["cover_hours"],
             "relevant": summary["relevant"], "uncertain": summary["uncertain"],
@@ -301,73 +302,3 @@ def _collect(mined, latest: dict, include_uncertain: bool) -> None:
             continue
         by_song.setdefault(str(rows[0].group_id), []).extend(keep)
     latest.update(by_song)
-
-
-# ------------------------------------------------------------------------------------------------ CLI
-def _cli_loop(args) -> int:
-    from .data import Manifest, SongTable
-    from . import util as prog
-    for name, p in (("--songs", args.songs), ("--hummings", args.hummings)):
-        if not os.path.exists(p):
-            raise FileNotFoundError(f"{name}: no such file: {p}")
-    train_kwargs = {}
-    for name in ("width", "batch_size", "steps_per_epoch", "seed", "groups_per_song"):
-        if getattr(args, name) is not None:
-            train_kwargs[name] = getattr(args, name)
-    if args.no_augment:
-        train_kwargs["augment"] = False
-    if args.lr_schedule != "constant":
-        train_kwargs["lr_schedule"] = args.lr_schedule
-    config = LoopConfig(iterations=args.iterations, songs_per_iteration=args.songs_per_iteration,
-                        features=args.features, window=args.window, epochs0=args.epochs0, epochs=args.epochs,
-                        fine_tune=not args.from_scratch, include_uncertain=args.include_uncertain,
-                        control=args.control,
-                        max_minutes=args.max_minutes, mining=config_from_args(args), train_kwargs=train_kwargs)
-    logs = run_loop(SongTable.read(args.songs), Manifest.read(args.hummings), args.out, config=config,
-                    engine=args.engine, address=args.address,
-                    progress=not (prog.QUIET or getattr(args, "quiet", False)))
-    print(f"{'iter':>4} {'groups':>6} {'hours':>6} {'rel':>5} {'unc':>5} {'prec':>6} {'recall':>6} "
-          f"{'top1':>6} {'top10':>6} {'mrr':>6}")
-    for e in logs:
-        r = e["retrieval"]
-
-        def f(x):
-            return "     -" if x is None else f"{x:6.3f}"
-        print(f"{e['iteration']:>4} {e.get('groups', 0):>6} {e.get('hours', 0.0):>6.2f} {e.get('relevant', 0):>5} "
-              f"{e.get('uncertain', 0):>5} {f(e.get('precision'))} {f(e.get('recall'))} "
-              f"{f(r.get('top1'))} {f(r.get('top10'))} {f(r.get('mrr'))}")
-    return 0
-
-
-def add_cli(subparsers) -> None:
-    p = subparsers.add_parser(
-        "loop", help="the semi-supervised loop: M_0 on hummings, then mine covers and retrain, N times",
-        description="Train M_0 on the humming groups, then N times: mine the train-split cover songs with "
-                    "M_i (Algorithm 1), add the groups, train M_{i+1}; a JSON log per iteration in OUT. "
-                    "Resumable: rerun the same command. Exit codes: 0 done, 1 a failure, 2 bad usage or input.")
-    p.add_argument("--iterations", type=int, required=True, metavar="N", help="M_i -> M_{i+1} steps after M_0")
-    p.add_argument("--songs", required=True, metavar="SONGS_CSV", help="the song table (originals + covers)")
-    p.add_argument("--hummings", required=True, metavar="MANIFEST", help="the humming groups (H part)")
-    p.add_argument("--out", required=True, metavar="DIR", help="models, manifests and logs")
-    p.add_argument("--songs-per-iteration", type=int, default=None, metavar="K",
-                   help="mine K songs per iteration (default: all train-split songs every iteration)")
-    p.add_argument("--features", choices=("cqt", "crepe"), default="cqt")
-    p.add_argument("--window", choices=("short", "long"), default="short")
-    p.add_argument("--epochs0", type=int, default=100, help="epochs of M_0 (%(default)s)")
-    p.add_argument("--epochs", type=int, default=20, help="epochs of each M_{i+1} (%(default)s)")
-    p.add_argument("--from-scratch", action="store_true", help="train each M_{i+1} from scratch (default: fine-tune)")
-    p.add_argument("--include-uncertain", action="store_true", help="train on uncertain cover fragments too")
-    p.add_argument("--control", action="store_true",
-                   help="also train each M_i on the hummings alone (logged as retrieval_control)")
-    p.add_argument("--max-minutes", type=float, default=None, help="time limit of each training")
-    p.add_argument("--width", type=int, default=None, help="encoder width (default: train's)")
-    p.add_argument("--batch-size", type=int, default=None, help="fragments per batch (default: train's)")
-    p.add_argument("--steps-per-epoch", type=int, default=None, help="batches per epoch (default: one pass)")
-    p.add_argument("--seed", type=int, default=None, help="training seed (default: train's)")
-    p.add_argument("--groups-per-song", type=int, default=None,
-                   help="draw each batch's groups in sets of N from one song (hard negatives; default: train's)")
-    p.add_argument("--no-augment", action="store_true", help="train without the augmentations")
-    p.add_argument("--lr-schedule", choices=("constant", "cosine"), default="constant",
-                   help="learning rate over each training: constant (the paper) or cosine decay (%(default)s)")
-    add_mining_options(p)
-    p.set_defaults(func=_cli_loop)

@@ -72,3 +72,31 @@ def test_chadsp_all_is_unique_and_resolves():
     assert len(chadsp.__all__) == len(set(chadsp.__all__)), "a name is exported by two chadsp modules"
     for name in chadsp.__all__:
         assert getattr(chadsp, name) is not None
+
+
+# the files that may still write the version themselves (LEAD: empty this once chadsp/__init__.py drops
+# its `__version__ = "0.1.0"`, left while chadsp's numba backend is being added)
+VERSION_ELSEWHERE = {"chadsp/__init__.py"}
+
+
+def test_the_version_is_written_once():
+    import chadml
+    version_line = re.compile(r"""^\s*(__version__\s*=|version\s*=\s*['"])""", re.M)
+    found = []
+    for top in ("setup.py", "pyproject.toml", "setup.cfg", "chadml", "chadsp"):
+        path = os.path.join(ROOT, top)
+        files = [path] if os.path.isfile(path) else [os.path.join(d, f) for d, _, fs in os.walk(path) for f in fs
+                                                     if f.endswith(".py")]
+        for f in files:
+            if version_line.search(open(f, encoding="utf-8").read()):
+                found.append(os.path.relpath(f, ROOT).replace(os.sep, "/"))
+    assert set(found) - VERSION_ELSEWHERE == {"chadml/__init__.py"}, found
+    setup_py = open(os.path.join(ROOT, "setup.py"), encoding="utf-8").read()
+    assert "version=read_version()" in setup_py
+    assert re.match(r"^\d+\.\d+\.\d+", chadml.__version__)
+
+
+def test_package_data_folders_exist():
+    setup_py = open(os.path.join(ROOT, "setup.py"), encoding="utf-8").read()
+    for folder in re.findall(r'"chadml": \["([^"*]+)/\*"\]', setup_py):
+        assert os.listdir(os.path.join(ROOT, "chadml", folder)), f"chadml/{folder} is empty or missing"

@@ -1,7 +1,64 @@
-"""TRANSITIONAL: `chad` command(s) of chadml.evaluate (to be moved here; see ARCHITECTURE.md)."""
+"""``chad evaluate``: top-n hit rate and MRR of queries with known songs (:mod:`chadml.evaluate`)."""
 from __future__ import annotations
+
+import argparse
+import os
+
+from .options import common
+
+
+def searcher_options():
+    """The module with add_searcher_args/make_searcher (chadml.cli.options once they have moved there)."""
+    from . import options
+    if hasattr(options, "add_searcher_args"):
+        return options
+    import chadml.search
+    return chadml.search
 
 
 def register(sub) -> None:
-    from .. import evaluate
-    evaluate.add_cli(sub)
+    p = sub.add_parser("evaluate", parents=[common()], help="top-n hit rate and MRR of queries with known songs",
+                       description="Run every audio file of a folder as a query and score the rank of its song "
+                                   "(MIREX QBSH protocol: top-1/3/5/10/100 hit rate and MRR).")
+    searcher_options().add_searcher_args(p)
+    p.add_argument("--method", choices=("encoder", "f0-dtw"), default="encoder",
+                   help="encoder: the index's model + re-ranking (default); f0-dtw: the classical f0 + DTW "
+                        "matcher over --f0-index (no learning, no --index needed)")
+    p.add_argument("--queries", required=True, help="folder of query audio files (query id = file stem)")
+    p.add_argument("--truth", required=True, help="CSV with columns query (file stem) and song (song id)")
+    p.add_argument("--json", default=None, metavar="OUT", help="write the report (overall + per query) here")
+    p.add_argument("--plot", default=None, metavar="PNG", help="write the hit-rate curve here")
+    p.set_defaults(func=run)
+
+
+def check_query_inputs(args: argparse.Namespace) -> None:
+    """``--queries`` must be a folder and ``--truth`` a file (shared with ``chad compare``)."""
+    from ..errors import UsageError
+    if not os.path.isdir(args.queries):
+        raise UsageError(f"--queries: no such folder: {args.queries}")
+    if not os.path.isfile(args.truth):
+        raise UsageError(f"--truth: no such file: {args.truth}")
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..errors import UsageError
+    from ..evaluate import evaluate, labelled_queries
+    check_query_inputs(args)
+    queries, truth = labelled_queries(args.queries, args.truth)
+    if args.method == "f0-dtw":
+        from ..search.f0 import F0DtwSearcher
+        if not args.f0_index:
+            raise UsageError("--method f0-dtw needs --f0-index DIR (built by `chad f0-index build`)")
+        searcher = F0DtwSearcher(args.f0_index, threads=args.threads, device=args.device)
+    else:
+        searcher = searcher_options().make_searcher(args)
+    rep = evaluate(searcher, queries, truth, progress_bar=not args.quiet, on_error="miss")
+    print(rep.summary())
+    failed = sum(1 for q in rep.per_query if "error" in q)
+    if failed:
+        print(f"{failed} queries failed (counted as misses; see the report)")
+    if args.json:
+        rep.to_json(args.json)
+    if args.plot:
+        rep.plot(args.plot)
+    return 0
