@@ -31,4 +31,3 @@ from .pearson import *  # noqa: E402,F401,F403
 from .dtw import *  # noqa: E402,F401,F403
 
 __all__ = [*_s.__all__, *_x.__all__, *_p.__all__, *_d.__all__, "backend", "set_backend"]
-__version__ = "0.1.0"
