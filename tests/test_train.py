@@ -12,8 +12,9 @@ import torch
 from chadml import ChadError
 from chadml.data import Manifest
 from chadml.features import LONG, SHORT, FeatureConfig
-from chadml.training.train import (FragmentBank, GroupBatchSampler, TrainConfig, _rank_metrics, checkpoint_id,
-                          fragment_retrieval, load_checkpoint, load_fingerprinter, train)
+from chadml.training.retrieval import rank_metrics
+from chadml.training.train import (FragmentBank, GroupBatchSampler, TrainConfig, checkpoint_id, fragment_retrieval,
+                                   load_checkpoint, load_fingerprinter, train)
 
 TINY = dict(epochs=2, batch_size=8, per_group=2, width=4, steps_per_epoch=2)
 
@@ -219,7 +220,7 @@ def test_rank_metrics_on_known_similarities():
     sim = np.array([[0.1, 0.9, 0.5, 0.2],    # group 0 best (0.9): rank 1
                     [0.8, 0.1, 0.7, 0.2],    # group 1 (0.7) behind group 0 (0.8): rank 2
                     [0.3, 0.2, 0.4, 0.1]])   # group 2 (0.1) last: rank 3
-    m = _rank_metrics(sim, ql, tl)
+    m = rank_metrics(sim, ql, tl)
     assert m["top1"] == pytest.approx(1 / 3) and m["top10"] == 1.0
     assert m["mrr"] == pytest.approx((1 + 1 / 2 + 1 / 3) / 3)
     assert m["queries"] == 3 and m["targets"] == 3
@@ -246,3 +247,47 @@ def test_cli_train(tmp_path, corpus, capsys):
     assert res["epoch"] == 1 and os.path.exists(out)
     assert load_checkpoint(out)["train_config"]["lr_schedule"] == "cosine"
     assert main(["train", "--data", str(tmp_path / "missing.csv"), "--out", str(out)]) == 2
+    assert "--data" in capsys.readouterr().err
+    for flags, named in ((["--epochs", "0"], "--epochs"), (["--batch-size", "3"], "--batch-size"),
+                         (["--device", "nodevice"], "--device")):
+        assert main(["-q", "train", "--data", corpus.hummings, "--out", str(out)] + flags) == 2
+        err = capsys.readouterr().err.strip()
+        assert named in err and "TrainConfig" not in err and len(err.splitlines()) == 1
+
+
+def test_train_takes_its_model_loss_miner_and_sampler(tmp_path, manifest, bank):
+    from pytorch_metric_learning import losses
+
+    from chadml.models.encoder import ResNet18Encoder
+    calls = {"loss": 0, "miner": 0, "sample": 0}
+    ntxent = losses.NTXentLoss(temperature=0.1)
+
+    def loss(emb, labels, pairs):
+        calls["loss"] += 1
+        assert pairs is None
+        return ntxent(emb, labels)
+
+    def miner(emb, labels):
+        calls["miner"] += 1
+        return None
+
+    wf, _ = SHORT.frames(FeatureConfig().frame_rate)
+    inner = GroupBatchSampler(bank, wf, groups_per_batch=3, per_group=2)
+
+    class Sampler:
+        bank = inner.bank
+        k = inner.k
+
+        def sample(self, rng):
+            calls["sample"] += 1
+            return inner.sample(rng)
+
+    model = ResNet18Encoder(width=4, dim=16)
+    cfg = TrainConfig(epochs=1, batch_size=8, per_group=2, steps_per_epoch=3, augment=False)
+    out = train(manifest, tmp_path / "m.pt", config=cfg, model=model, loss=loss, miner=miner, sampler=Sampler(),
+                progress_bar=False)
+    assert calls == {"loss": 3, "miner": 3, "sample": 3}
+    state = load_checkpoint(out)
+    assert state["encoder_config"]["dim"] == 16 and state["epoch"] == 1
+    with pytest.raises(ValueError, match="model= or init="):
+        train(manifest, tmp_path / "n.pt", config=cfg, model=model, init=out, bank=bank, progress_bar=False)
