@@ -165,7 +165,7 @@ def test_f0_index_round_trip(tmp_path):
 
 
 def test_f0_index_writes_are_atomic(tmp_path, monkeypatch):
-    from chadml import util as progress
+    from chadml.search import f0_index
     d = tmp_path / "f0"
     rng = np.random.default_rng(2)
     old = _items(rng)
@@ -174,7 +174,7 @@ def test_f0_index_writes_are_atomic(tmp_path, monkeypatch):
 
     def crash(path, text):
         raise OSError("disk full")
-    monkeypatch.setattr(progress, "atomic_write_text", crash)
+    monkeypatch.setattr(f0_index, "atomic_write_text", crash)
     with pytest.raises(OSError, match="disk full"):
         F0Index.write(d, _items(rng, 5), F0Config())
     monkeypatch.undo()

@@ -16,7 +16,7 @@ import mining_data as md
 
 import chadsp
 from chadml import ChadError
-from chadml.mining import (Embedding, MiningConfig, _consensus, correlation_matrix, cross_check, embed,
+from chadml.mining import (Embedding, MiningConfig, consensus_shift, correlation_matrix, cross_check, embed,
                            fragment_fingerprints, key_shift,
                            fragment_grid, fragmentation, match_fragment, mine, mine_song, mining_precision,
                            read_summary, unique_fragments)
@@ -359,9 +359,9 @@ def test_key_shift_finds_the_transposition_of_a_stretched_cover(shift, stretch):
 
 
 def test_consensus_of_shifts_pools_octaves_and_refuses_ties():
-    assert _consensus([3, 3, 15, 2]) == 3
-    assert _consensus([-9, 3, 2]) == 3
-    assert _consensus([1, 2]) is None and _consensus([]) is None
+    assert consensus_shift([3, 3, 15, 2]) == 3
+    assert consensus_shift([-9, 3, 2]) == 3
+    assert consensus_shift([1, 2]) is None and consensus_shift([]) is None
     with pytest.raises(TypeError, match="key_check"):
         MiningConfig(key_check=1)
 
@@ -602,7 +602,7 @@ def test_cli_help_and_usage_errors(tmp_path, capsys):
 
 def test_cli_mining_options_reach_the_config():
     import argparse
-    from chadml.mining import add_mining_options, config_from_args
+    from chadml.cli.options import add_mining_options, config_from_args
     p = argparse.ArgumentParser()
     add_mining_options(p)
     assert config_from_args(p.parse_args([])) == MiningConfig()

@@ -11,7 +11,7 @@ import pytest
 from _searchkit import fp_index, melody, random_songs, tiny_fingerprinter, unit_rows
 
 from chadml.index import IndexMismatchError, SongIndex
-from chadml.search import FusedSearcher, Match, Searcher
+from chadml.search import TIMING_KEYS, FusedSearcher, Match, Searcher
 
 
 pytestmark = pytest.mark.usefixtures("one_faiss_thread")
@@ -107,6 +107,7 @@ def test_excerpt_of_a_song_finds_it(audio_index):
     t = s.last_timing
     for key in ("load_s", "fingerprint_s", "ann_s", "rerank_s", "total_s"):
         assert key in t and t[key] >= 0
+    assert set(TIMING_KEYS) <= set(t)
     assert t["total_s"] >= t["rerank_s"]
     batch = s.query_batch([y, audio["tune1"][:8 * 16000]], top=2)
     assert [b[0].song_id for b in batch] == ["tune3", "tune1"] and len(s.batch_timing) == 2
@@ -171,7 +172,8 @@ def test_cli_index_query_evaluate(tmp_path, capsys):
     """`chad index build/add/remove/info`, `chad query`, `chad evaluate` end to end on a tiny model."""
     import soundfile as sf
     from chadml.cli import main
-    from chadml.training.train import TrainConfig, checkpoint_id, save_checkpoint
+    from chadml.models import checkpoint_id, save_checkpoint
+    from chadml.training import TrainConfig
 
     fp = tiny_fingerprinter()
     ckpt = str(tmp_path / "m.pt")
@@ -226,3 +228,31 @@ def test_cli_index_query_evaluate(tmp_path, capsys):
     with pytest.raises(SystemExit) as e:
         main(["query", "--help"])
     assert e.value.code == 0
+    assert "--method" not in capsys.readouterr().out            # that is `chad evaluate`'s option
+
+
+def test_cli_query_usage_errors_name_the_flag(tmp_path, capsys):
+    from chadml.cli import main
+    for argv, flag in ((["--top", "0"], "--top"), (["-k", "0"], "--candidates"), ([], "--index"),
+                       (["--threads", "-2"], "--threads")):
+        index = [] if flag == "--index" else ["--index", str(tmp_path / "ix")]
+        assert main(["-q", "query", *index, *argv, str(tmp_path / "q.wav")]) == 2
+        err = capsys.readouterr().err
+        assert flag in err and len(err.strip().splitlines()) == 1, err
+
+
+def test_cli_rerank_choices_are_the_searchers():
+    from chadml.cli.options import RERANK_CHOICES
+    from chadml.search import RERANKERS
+    assert RERANK_CHOICES == RERANKERS
+
+
+def test_raw_feature_searcher_finds_its_song_with_the_timing_keys():
+    from chadml.search import RawFeatureSearcher, SearcherProtocol
+    rng = np.random.default_rng(5)
+    songs = {f"t{i}": melody(rng, 6.0) for i in range(3)}
+    s = RawFeatureSearcher(list(songs.items()), threads=1)
+    assert isinstance(s, SearcherProtocol) and len(s) == 3
+    ms = s.query(songs["t1"][16000:4 * 16000], top=2)
+    assert ms[0].song_id == "t1" and abs(ms[0].time_s - 1.0) <= 0.1
+    assert set(TIMING_KEYS) <= set(s.last_timing) and s.last_timing["duration_s"] == pytest.approx(3.0)

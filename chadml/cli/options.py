@@ -44,3 +44,157 @@ def separator_from_args(args):
     if name != "spleeter" and model_dir:
         raise UsageError("--separator-model is only used with --separator spleeter")
     return get_separator(name, model_dir)
+
+
+# -- searching (chad query, chad evaluate) -----------------------------------------------------------
+
+#: the names of :data:`chadml.search.RERANKERS` (repeated here so that building the parser imports no
+#: library module; tests/test_search.py checks that both agree)
+RERANK_CHOICES = ("pearson", "dtw", "dtw-f0")
+
+__all__ += ["RERANK_CHOICES", "add_searcher_args", "make_searcher"]
+
+
+def add_searcher_args(p) -> None:
+    """The options of :class:`chadml.search.Searcher` (and ``--long-index``: a FusedSearcher)."""
+    p.add_argument("--index", default=None, help="song index built by `chad index build` (the M_short one with "
+                   "--long-index)")
+    p.add_argument("--long-index", default=None,
+                   help="an M_long index: queries of 15 s or longer go there (M_fused)")
+    p.add_argument("--model", default=None, help="checkpoint (default: the one the index records)")
+    p.add_argument("--rerank", choices=RERANK_CHOICES, default="pearson",
+                   help="re-ranking of the ANN candidates (dtw-f0: the f0 + DTW matcher, needs --f0-index)")
+    p.add_argument("--f0-index", default=None, help="F0 index (`chad f0-index build`) for --rerank dtw-f0 "
+                   "(default: INDEX/f0)")
+    p.add_argument("-k", "--candidates", type=int, default=5000, dest="k",
+                   help="candidate songs to re-rank (default 5000, capped by the index size)")
+    p.add_argument("--threads", type=int, default=None, help="threads for FAISS and the re-ranker (default: all)")
+    p.add_argument("--device", default=None, help="torch device of the model (default: cuda if available)")
+    add_separator_args(p, what="queries (for singing over accompaniment; hummings need none)")
+
+
+def make_searcher(args):
+    """The :class:`chadml.search.Searcher` (or :class:`~chadml.search.FusedSearcher` with ``--long-index``)
+    of :func:`add_searcher_args`'s options; a :class:`chadml.errors.UsageError` naming a bad flag."""
+    from ..errors import UsageError
+    from ..search import FusedSearcher, Searcher
+    if not args.index:
+        raise UsageError("--index is required (a song index built by `chad index build`)")
+    if args.k < 1:
+        raise UsageError(f"-k/--candidates must be >= 1, got {args.k}")
+    if args.threads is not None and args.threads < 0:
+        raise UsageError(f"--threads must be >= 0, got {args.threads}")
+    kw = dict(rerank=args.rerank, k=args.k, threads=args.threads, device=args.device,
+              f0_index=getattr(args, "f0_index", None), separator=separator_from_args(args))
+    short = Searcher(args.index, fingerprinter=args.model, **kw)
+    if args.long_index:
+        return FusedSearcher(short, Searcher(args.long_index, **kw))
+    return short
+
+
+# -- mining (chad mine, chad loop) ---------------------------------------------------------------------
+
+__all__ += ["ConfigDefault", "add_mining_options", "config_from_args"]
+
+
+class ConfigDefault:
+    """The default of an option that sets a field of a library config dataclass: ``--help`` shows the
+    field's default (``str()``, which imports the library only then: it imports torch), and an option
+    left at it is not passed to the config (which then uses its own default). The defaults so live in
+    one place, the config class.
+
+    >>> d = ConfigDefault("chadml.search.contour", "F0Config", "hop_length")
+    >>> str(d)
+    '160'
+    """
+
+    def __init__(self, module: str, cls: str, name: str):
+        self.module, self.cls, self.name = module, cls, name
+
+    def value(self):
+        import dataclasses
+        import importlib
+        cls = getattr(importlib.import_module(self.module), self.cls)
+        return next(f.default for f in dataclasses.fields(cls) if f.name == self.name)
+
+    def __str__(self) -> str:
+        v = self.value()
+        return str(list(v) if isinstance(v, tuple) else v)
+
+    def __repr__(self) -> str:
+        return f"ConfigDefault({self.cls}.{self.name}={self})"
+
+
+def _given(args, names) -> dict:
+    """The options among ``names`` that the command line set (not left at a :class:`ConfigDefault`)."""
+    return {n: getattr(args, n) for n in names if not isinstance(getattr(args, n), ConfigDefault)}
+
+
+def add_mining_options(p) -> None:
+    """The Algorithm 1 options (:class:`chadml.mining.MiningConfig`) shared by ``chad mine`` and ``chad loop``."""
+    def d(name):
+        return ConfigDefault("chadml.mining.config", "MiningConfig", name)
+    g = p.add_argument_group("Algorithm 1 parameters (fragmentation and thresholds: the paper's; matching: "
+                             "measured, see --paper-matching)")
+    g.add_argument("--d-min", type=float, default=d("d_min"), help="shortest fragment, s (%(default)s)")
+    g.add_argument("--d-max", type=float, default=d("d_max"), help="longest fragment, s (%(default)s)")
+    g.add_argument("--pauses", type=float, nargs="+", default=d("pauses"), metavar="S", help="D_p, s (%(default)s)")
+    g.add_argument("--db-levels", type=float, nargs="+", default=d("db_levels"), metavar="DB",
+                   help="L_db (%(default)s)")
+    g.add_argument("--alpha-corr", type=float, default=d("alpha_corr"), help="%(default)s")
+    g.add_argument("--beta-rel", type=float, default=d("beta_rel"), help="%(default)s")
+    g.add_argument("--beta-irrel", type=float, default=d("beta_irrel"), help="%(default)s")
+    g.add_argument("--embed", choices=("slice", "fragment"), default=d("embed"),
+                   help="fragment fingerprints: slices of the whole track's, or a pass per fragment (%(default)s)")
+    B = argparse.BooleanOptionalAction
+    g.add_argument("--refine", action=B, default=d("refine"), help="sub-step placement of cover fragments")
+    g.add_argument("--center", action=B, default=d("center"), help="remove each recording's mean fingerprint first")
+    g.add_argument("--standardize", action=B, default=d("standardize"),
+                   help="centre and scale each fingerprint dimension to unit variance per recording")
+    g.add_argument("--fit-tempo", action=B, default=d("fit_tempo"),
+                   help="place cover fragments by the local tempo (first and last thirds matched apart)")
+    g.add_argument("--verify-tempo", action=B, default=d("verify_tempo"),
+                   help="with --fit-tempo: a peak whose thirds do not both match near it is uncertain")
+    g.add_argument("--peak-margin", type=float, default=d("peak_margin"), metavar="M",
+                   help="relevant only within M of the best peak of the curve (%(default)s; <0: off)")
+    g.add_argument("--verify-min", type=float, default=d("verify_min"), metavar="S",
+                   help="with --verify-tempo: both thirds must score at least S (%(default)s; <0: beta_irrel)")
+    g.add_argument("--cross-check", type=float, default=d("cross_check"), metavar="M",
+                   help="relevant only when the cover block, searched over the whole original, scores within M "
+                        "of its best at the fragment's own place (%(default)s; <0: off)")
+    g.add_argument("--key-check", action=B, default=d("key_check"),
+                   help="relevant only when the match has its cover's transposition (the consensus of its matches)")
+    g.add_argument("--paper-matching", action="store_true",
+                   help="the paper's matching exactly (no centring, scaling, tempo fit, margin or checks)")
+    p.add_argument("--engine", choices=("local", "ray"), default="local", help="where songs are mined (%(default)s)")
+    p.add_argument("--address", default=None, help="Ray cluster address (with --engine ray)")
+
+
+# MiningConfig fields set by add_mining_options; those where a negative number means "off" (None)
+_MINING_FIELDS = ("d_min", "d_max", "pauses", "db_levels", "alpha_corr", "beta_rel", "beta_irrel", "embed", "refine",
+                  "center", "standardize", "fit_tempo", "verify_tempo", "peak_margin", "cross_check",
+                  "key_check", "verify_min")
+_NEGATIVE_IS_OFF = ("peak_margin", "cross_check", "verify_min")
+
+
+def config_from_args(args):
+    """The :class:`chadml.mining.MiningConfig` of :func:`add_mining_options`'s options (``--paper-matching``:
+    :meth:`~chadml.mining.MiningConfig.paper` of it); a :class:`chadml.errors.UsageError` naming the flag
+    of a bad value."""
+    from ..errors import UsageError
+    from ..mining import MiningConfig
+    kw = _given(args, _MINING_FIELDS)
+    for name in _NEGATIVE_IS_OFF:
+        if name in kw and kw[name] is not None and kw[name] < 0:
+            kw[name] = None
+    for name in ("pauses", "db_levels"):
+        if name in kw:
+            kw[name] = tuple(kw[name])
+    try:
+        c = MiningConfig(**kw)
+    except (TypeError, ValueError) as exc:     # MiningConfig names its fields: name the flags instead
+        import re
+        msg = re.sub(r"\bMiningConfig\.", "", str(exc)).replace("MiningConfig needs", "the options need")
+        raise UsageError(re.sub(r"\b(%s)\b" % "|".join(_MINING_FIELDS),
+                                lambda m: "--" + m.group(1).replace("_", "-"), msg)) from None
+    return MiningConfig.paper(c) if getattr(args, "paper_matching", False) else c
