@@ -33,7 +33,6 @@ from ..util import map_threads
 from .base import Match, load_query_audio
 from .contour import F0Config, contour_from_f0, f0_contour
 from .f0_index import F0_CATALOG, F0_FORMAT_VERSION, F0Index, F0IndexError
-from .raw import RawFeatureSearcher  # noqa: F401  TRANSITIONAL: its old home; import it from chadml.search
 
 log = logging.getLogger(__name__)
 
