@@ -183,8 +183,8 @@ def test_ann_kinds_find_exact_rows(tmp_path, kind):
 
 
 def test_auto_kind_switches_with_size(tmp_path, monkeypatch):
-    import chadml.index as ci
-    monkeypatch.setattr(ci, "FLAT_MAX", 3000)
+    import chadml.index.ann as ann
+    monkeypatch.setattr(ann, "FLAT_MAX", 3000)
     rng = np.random.default_rng(8)
     idx = fp_index(tmp_path / "ix", random_songs(rng, 10, 100, 101))
     assert idx.faiss_params["kind"] == "flat"
@@ -200,12 +200,13 @@ import os, signal, sys, time
 sys.path[:0] = [{repo!r}, {tests!r}]
 import numpy as np
 import chadml.index as ci
+import chadml.index.song_index as si
 def unit_rows(rng, n):
     a = rng.standard_normal((n, 128)).astype(np.float32)
     return a / np.linalg.norm(a, axis=1, keepdims=True)
 path, stage = sys.argv[1], sys.argv[2]
 idx = ci.SongIndex.open(path)
-ci._crash_hook = lambda s: os.kill(os.getpid(), signal.SIGKILL) if s == stage else None
+si._crash_hook = lambda s: os.kill(os.getpid(), signal.SIGKILL) if s == stage else None
 rng = np.random.default_rng(123)
 def items():
     for i in range(8):

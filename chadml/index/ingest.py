@@ -1,0 +1,167 @@
+"""What goes into a song index: song sources (a folder of audio files or a song table), the
+fingerprinting of their audio (read, separated, fingerprinted), and the checks of the items added.
+
+>>> find_audio_files("/nonexistent/folder")
+[]
+"""
+from __future__ import annotations
+
+import logging
+import os
+from typing import Iterable, Iterator
+
+import numpy as np
+
+from .. import audio
+from ..config import SAMPLE_RATE
+from ..data import SongTable
+from ..errors import ChadError
+from ..models import model_id
+from ..util import check_signal
+from .store import check_fps
+
+__all__ = ["AUDIO_EXTENSIONS", "find_audio_files", "song_items", "fingerprinter_id", "fingerprint_items",
+           "checked_items"]
+
+log = logging.getLogger(__name__)
+
+AUDIO_EXTENSIONS = (".wav", ".flac", ".mp3", ".ogg", ".oga", ".opus", ".m4a", ".aiff", ".aif", ".au")
+
+
+def find_audio_files(directory: str | os.PathLike) -> list[str]:
+    """Audio files under ``directory`` (recursive, sorted)."""
+    out = []
+    for root, _, files in os.walk(os.fspath(directory)):
+        out += [os.path.join(root, f) for f in files if f.lower().endswith(AUDIO_EXTENSIONS)]
+    return sorted(out)
+
+
+def song_items(source: str | os.PathLike) -> list[tuple[str, str, str]]:
+    """``(song_id, path, title)`` of the songs in a folder (id = file stem) or a song table (originals).
+
+    A song table is what :meth:`chadml.data.SongTable.read` reads; its rows with ``audio_type``
+    "original" are the songs (id = song_id).
+    """
+    source = os.fspath(source)
+    if os.path.isdir(source):
+        files = find_audio_files(source)
+        if not files:
+            raise ValueError(f"no audio files ({', '.join(AUDIO_EXTENSIONS)}) under {source}")
+        items = [(os.path.splitext(os.path.basename(p))[0], p, os.path.splitext(os.path.basename(p))[0])
+                 for p in files]
+        ids = [i[0] for i in items]
+        dup = sorted({i for i in ids if ids.count(i) > 1})
+        if dup:
+            raise ValueError(f"song ids (file stems) must be unique under {source}; repeated: {dup[:10]}")
+        return items
+    if not os.path.exists(source):
+        raise FileNotFoundError(f"no such folder or song table: {source}")
+    table = SongTable.read(source)
+    base = os.path.dirname(os.path.abspath(source))
+    items = []
+    for r in _rows(table):
+        if str(_get(r, "audio_type")) != "original":
+            continue
+        p = str(_get(r, "path"))
+        p = p if os.path.isabs(p) else os.path.join(base, p)
+        sid = str(_get(r, "song_id"))
+        extra = _get(r, "extra", None) or {}
+        items.append((sid, p, str(_get(r, "title", None) or extra.get("title") or sid)))
+    if not items:
+        raise ValueError(f"the song table {source} has no rows with audio_type 'original'")
+    return items
+
+
+def _rows(table):
+    for attr in ("rows", "records"):
+        v = getattr(table, attr, None)
+        if v is not None:
+            return v() if callable(v) else v
+    return list(table)
+
+
+def _get(r, key, default=None):
+    if isinstance(r, dict):
+        return r.get(key, default)
+    return getattr(r, key, default)
+
+
+def fingerprinter_id(fingerprinter) -> str:
+    """The id of an in-memory fingerprinter's model: the same hash as :func:`chadml.models.checkpoint_id`.
+
+    sha256 over the encoder/feature/window configs (JSON, sorted keys) and the weights, first 16 hex
+    digits; a fingerprinter with a ``model_id`` attribute gives that instead.
+    """
+    mid = getattr(fingerprinter, "model_id", None)
+    if mid:
+        return str(mid)
+    return model_id(fingerprinter.model.config(), fingerprinter.feature_config.to_dict(),
+                    fingerprinter.window_config.to_dict(), fingerprinter.model.state_dict())
+
+
+def fingerprint_items(items: Iterable, fingerprinter, separator, *, sr: int = SAMPLE_RATE,
+                      on_error: str = "raise") -> Iterator[tuple[str, np.ndarray, dict]]:
+    """``(song_id, fps, {"title", "path", "duration"})`` of each ``(song_id, audio or path[, title])``.
+
+    A path is read with :func:`chadml.audio.load` (16 kHz mono; the title defaults to its stem); an
+    array is mono audio at ``sr``. Each song goes through ``separator`` (a
+    :class:`chadml.separation.Separator`) and then ``fingerprinter.from_audio``. ``on_error``: "raise",
+    or "skip" (a song that cannot be read or fingerprinted is left out with a warning).
+    """
+    for item in items:
+        item = tuple(item)
+        if len(item) not in (2, 3):
+            raise ValueError(f"an item must be (song_id, audio or path, title), got {len(item)} fields")
+        song_id, src = item[0], item[1]
+        title = item[2] if len(item) == 3 and item[2] else None
+        path = ""
+        try:
+            if isinstance(src, (str, os.PathLike)):
+                path = os.path.abspath(os.fspath(src))
+                y, y_sr = audio.load(path, sr=SAMPLE_RATE), SAMPLE_RATE
+                title = title or os.path.splitext(os.path.basename(path))[0]
+            else:
+                y, y_sr = check_signal(src, "audio"), sr
+            if len(y) == 0:
+                raise ValueError(f"song {song_id!r} has no audio")
+            y = separator.separate(y, y_sr)
+            fps, _ = fingerprinter.from_audio(y, sr=y_sr)
+        except (ChadError, ValueError, FileNotFoundError, RuntimeError) as exc:
+            if on_error == "raise":
+                raise
+            log.warning("skipping song %r: %s", song_id, exc)
+            continue
+        yield song_id, fps, {"title": title or song_id, "path": path, "duration": len(y) / y_sr}
+
+
+def checked_items(items: Iterable, *, dim: int, window_config: dict, existing: set[str], on_exists: str,
+                  where: str) -> Iterator[tuple[str, np.ndarray, dict]]:
+    """The items of an add, checked: ``(song_id, float32 fps (n, dim), {"title", "path", "duration"})``.
+
+    ``items``: ``(song_id, fps, meta)`` (meta optional, or None). A song id must be a non-empty str
+    given once; one in ``existing`` is an error, skipped or passed on (replaced) by ``on_exists``
+    ("error", "skip", "replace"). The duration defaults to the span of the windows. ``where``: the
+    index, for the messages.
+    """
+    seen: set[str] = set()
+    for item in items:
+        song_id, fps, meta = (tuple(item) + (None,))[:3]
+        if not isinstance(song_id, str) or not song_id:
+            raise TypeError(f"song_id must be a non-empty str, got {song_id!r}")
+        if song_id in seen:
+            raise ValueError(f"song_id {song_id!r} is given twice in one add")
+        seen.add(song_id)
+        if song_id in existing:
+            if on_exists == "error":
+                raise ValueError(f"song {song_id!r} is already in index {where} "
+                                 "(use on_exists='skip' or 'replace', or remove it first)")
+            if on_exists == "skip":
+                continue
+        a = check_fps(fps, dim, f"fingerprints of {song_id!r}")
+        meta = dict(meta or {})
+        dur = meta.get("duration")
+        if dur is None:
+            dur = (len(a) - 1) * float(window_config["step_s"]) + float(window_config.get("window_s",
+                                                                                        window_config["step_s"]))
+        yield song_id, a, {"title": str(meta.get("title") or song_id), "path": str(meta.get("path") or ""),
+                           "duration": float(dur)}
