@@ -1,20 +1,6 @@
-"""The dataset manifest (fragment groups, as in CHAD) and the song table (full recordings, input to mining).
-
-Two tables, both versioned on disk (``format_version``) and written atomically:
-
-- :class:`Manifest`: one :class:`FragmentRow` per audio fragment. Rows with the same ``group_id`` and
-  ``fragment_id`` are time-aligned versions of one musical fragment (the original's, covers', hummings');
-  :meth:`Manifest.groups` returns them keyed by ``"group_id/fragment_id"``. It reads the official CHAD
-  ``metadata/dataset.csv`` too (``interval`` stored as ``"(start, end)"``, ``youtube_id``, ``is_available``).
-- :class:`SongTable`: one :class:`SongRow` per full recording (an original or a cover of a song), with, for
-  generated covers, the exact piecewise-linear time map original -> version (``alignment``, see
-  :func:`map_time`).
-
-CSV layout written by chad (``format_version`` 1): a first line ``# chad manifest format_version=1``
-(``# chad songs ...`` for a song table), then a header and one row per record. Floats are written with
-Python's shortest round-trip repr (NaN as an empty cell), so a read gives back the same bits; booleans
-as ``True``/``False``; ``path`` relative to the file's folder when it lies under it (read resolves it
-back to an absolute path). Columns not known to chad are kept in ``extra`` (strings) and written back.
+"""The two tables of chad, versioned on disk and written atomically: :class:`Manifest` (fragment groups,
+as in CHAD) and :class:`SongTable` (full recordings, the input of mining); CSV or Parquet (see
+:mod:`chadml.data` for the layout).
 
 Example
 -------
@@ -36,19 +22,17 @@ import logging
 import math
 import os
 import re
-from dataclasses import dataclass, field
 from typing import Any, Iterable, Iterator, Sequence
 
-import numpy as np
+from ..errors import ChadError
+from ..util import atomic_path, atomic_write_text
+from .rows import AUDIO_TYPES, SPLITS, FragmentRow, SongRow, cell_float, cell_str, parse_interval
 
-from .errors import ChadError
-from .util import atomic_path, atomic_write_text
+__all__ = ["FORMAT_VERSION", "ManifestError", "Manifest", "SongTable"]
 
 log = logging.getLogger(__name__)
 
 FORMAT_VERSION = 1
-AUDIO_TYPES = ("original", "cover", "humming")
-SPLITS = ("train", "test", "")
 
 
 class ManifestError(ChadError, ValueError):
@@ -58,203 +42,8 @@ class ManifestError(ChadError, ValueError):
     """
 
 
-# --------------------------------------------------------------------------------------------- cells
-
-def _f(x: Any, name: str) -> float:
-    if isinstance(x, bool):
-        raise TypeError(f"{name} must be a number, got bool {x!r}")
-    if x is None or (isinstance(x, str) and x.strip() == ""):
-        return math.nan
-    try:
-        return float(x)
-    except (TypeError, ValueError):
-        raise ValueError(f"{name} must be a number, got {x!r}") from None
-
-
-def _b(x: Any, name: str) -> bool:
-    if isinstance(x, (bool, np.bool_)):
-        return bool(x)
-    if isinstance(x, (int, np.integer)) and x in (0, 1):
-        return bool(x)
-    if isinstance(x, str):
-        s = x.strip().lower()
-        if s in ("true", "1", "yes"):
-            return True
-        if s in ("false", "0", "no", ""):
-            return False
-    if x is None:
-        return False
-    raise ValueError(f"{name} must be a boolean (True/False), got {x!r}")
-
-
-def _s(x: Any) -> str:
-    if x is None:
-        return ""
-    if isinstance(x, float) and x.is_integer():      # fragment ids read as floats by other tools
-        return str(int(x))
-    return str(x)
-
-
 def _fmt_float(x: float) -> str:
     return "" if math.isnan(x) else repr(float(x))
-
-
-def _same(a: Any, b: Any) -> bool:
-    if isinstance(a, float) and isinstance(b, float):
-        return (math.isnan(a) and math.isnan(b)) or a == b
-    return a == b
-
-
-_INTERVAL = re.compile(r"^\s*[\(\[]\s*([^,\s]+)\s*,\s*([^\)\]\s]+)\s*[\)\]]\s*$")
-
-
-def parse_interval(text: str) -> tuple[float, float]:
-    """Parse CHAD's ``interval`` cell ``"(start, end)"`` (or ``"[start, end]"``) into two floats.
-
-    Example
-    -------
-    >>> parse_interval("(12.5, 20.5)")
-    (12.5, 20.5)
-    """
-    m = _INTERVAL.match(str(text))
-    if not m:
-        raise ValueError(f"interval must look like '(start, end)', got {text!r}")
-    return float(m.group(1)), float(m.group(2))
-
-
-# ----------------------------------------------------------------------------------------- the rows
-
-@dataclass(eq=False)
-class FragmentRow:
-    """One fragment: where it is (``path``, ``start``..``end`` seconds in that file) and which group it belongs to.
-
-    Attributes
-    ----------
-    group_id, fragment_id : str
-        Rows sharing both are time-aligned versions of one fragment (``key`` joins them).
-    id : str
-        Unique row id.
-    audio_type : str
-        ``"original"``, ``"cover"`` or ``"humming"``.
-    source_id : str
-        The song/recording the fragment was cut from (CHAD's ``youtube_id``).
-    start, end : float
-        Seconds in the file at ``path``.
-    correlation : float
-        Matching score of a mined cover fragment against its original (NaN when unknown).
-    check_by_crowdsource : bool
-        True for uncertain matches (score between beta_irrel and beta_rel).
-    duration : float
-        Length in seconds; defaults to ``end - start``.
-    path : str
-        Audio file ('' when unknown, e.g. an official CHAD manifest read without ``fragments_dir``).
-    true_offset : float
-        For generated data: seconds in the file at ``path`` where the original fragment's start truly is
-        (for a cover fragment: the cover time of the original fragment's start); NaN when unknown.
-    split : str
-        ``"train"``, ``"test"`` or ``""``.
-    extra : dict
-        Other columns (strings), kept through read/write.
-    """
-
-    group_id: str
-    fragment_id: str
-    id: str
-    audio_type: str
-    source_id: str = ""
-    start: float = 0.0
-    end: float = 0.0
-    correlation: float = math.nan
-    check_by_crowdsource: bool = False
-    duration: float = math.nan
-    path: str = ""
-    true_offset: float = math.nan
-    split: str = ""
-    extra: dict = field(default_factory=dict)
-
-    def __post_init__(self) -> None:
-        for name in ("group_id", "fragment_id", "id", "source_id", "path"):
-            setattr(self, name, _s(getattr(self, name)))
-        for name in ("start", "end", "correlation", "duration", "true_offset"):
-            setattr(self, name, _f(getattr(self, name), name))
-        self.check_by_crowdsource = _b(self.check_by_crowdsource, "check_by_crowdsource")
-        self.split = _s(self.split)
-        if self.audio_type not in AUDIO_TYPES:
-            raise ValueError(f"audio_type must be one of {AUDIO_TYPES}, got {self.audio_type!r} (row id {self.id!r})")
-        if self.split not in SPLITS:
-            raise ValueError(f"split must be one of {SPLITS}, got {self.split!r} (row id {self.id!r})")
-        if math.isnan(self.duration):
-            self.duration = self.end - self.start
-        if not isinstance(self.extra, dict):
-            raise TypeError(f"extra must be a dict, got {type(self.extra).__name__}")
-        self.extra = {str(k): _s(v) for k, v in self.extra.items()}
-
-    @property
-    def key(self) -> str:
-        """``"group_id/fragment_id"``: the key of this row's group in :meth:`Manifest.groups`."""
-        return f"{self.group_id}/{self.fragment_id}"
-
-    def __eq__(self, other: object) -> bool:   # NaN-aware, so that a read-back row equals what was written
-        if not isinstance(other, FragmentRow):
-            return NotImplemented
-        return all(_same(getattr(self, f.name), getattr(other, f.name)) for f in dataclasses.fields(self))
-
-
-def _check_alignment(alignment: Any, where: str) -> list:
-    if isinstance(alignment, str):
-        alignment = json.loads(alignment) if alignment.strip() else []
-    if alignment is None:
-        return []
-    out = []
-    last_v = -math.inf
-    for k, bp in enumerate(alignment):
-        if not (isinstance(bp, (list, tuple, np.ndarray)) and len(bp) == 2):
-            raise ValueError(f"alignment of {where}: breakpoint {k} must be [t_original, t_version], got {bp!r}")
-        o, v = bp
-        o = None if o is None or (isinstance(o, float) and math.isnan(o)) else float(o)
-        v = float(v)
-        if not math.isfinite(v) or (o is not None and not math.isfinite(o)):
-            raise ValueError(f"alignment of {where}: breakpoint {k} must hold finite times, got {bp!r}")
-        if v < last_v:
-            raise ValueError(f"alignment of {where}: t_version must not decrease (breakpoint {k}: {v} < {last_v})")
-        last_v = v
-        out.append([o, v])
-    return out
-
-
-@dataclass(eq=False)
-class SongRow:
-    """One full recording of a song: its original, or one cover version.
-
-    ``alignment`` is the time map original -> this version as a list of ``[t_original, t_version]``
-    breakpoints (see :func:`map_time`); empty when unknown. For an original it is the identity.
-    """
-
-    song_id: str
-    version_id: str
-    audio_type: str
-    path: str = ""
-    duration: float = math.nan
-    split: str = ""
-    alignment: list = field(default_factory=list)
-    extra: dict = field(default_factory=dict)
-
-    def __post_init__(self) -> None:
-        for name in ("song_id", "version_id", "path", "split"):
-            setattr(self, name, _s(getattr(self, name)))
-        self.duration = _f(self.duration, "duration")
-        if self.audio_type not in ("original", "cover"):
-            raise ValueError(f"audio_type of a song row must be 'original' or 'cover', got {self.audio_type!r} "
-                             f"(version_id {self.version_id!r})")
-        if self.split not in SPLITS:
-            raise ValueError(f"split must be one of {SPLITS}, got {self.split!r} (version_id {self.version_id!r})")
-        self.alignment = _check_alignment(self.alignment, f"version {self.version_id!r}")
-        self.extra = {str(k): _s(v) for k, v in self.extra.items()}
-
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, SongRow):
-            return NotImplemented
-        return all(_same(getattr(self, f.name), getattr(other, f.name)) for f in dataclasses.fields(self))
 
 
 # ------------------------------------------------------------------------------------ table file I/O
@@ -475,7 +264,7 @@ class Manifest:
         for i, rec in enumerate(recs):
             try:
                 kw = {k: v for k, v in rec.items() if k in known}
-                extra = {k: v for k, v in rec.items() if k not in known and v is not None and _s(v) != ""}
+                extra = {k: v for k, v in rec.items() if k not in known and v is not None and cell_str(v) != ""}
                 if official:
                     s, e = parse_interval(rec["interval"])
                     extra.pop("interval", None)
@@ -483,14 +272,14 @@ class Manifest:
                         kw["source_id"] = rec["youtube_id"]
                         extra.pop("youtube_id", None)
                     if fragments_dir is not None:
-                        kw["path"] = os.path.join(os.fspath(fragments_dir), _s(rec["group_id"]),
-                                                  _s(rec["fragment_id"]), _s(rec["id"]) + ext)
-                        dur = _f(rec.get("duration"), "duration")
+                        kw["path"] = os.path.join(os.fspath(fragments_dir), cell_str(rec["group_id"]),
+                                                  cell_str(rec["fragment_id"]), cell_str(rec["id"]) + ext)
+                        dur = cell_float(rec.get("duration"), "duration")
                         kw["start"], kw["end"] = 0.0, (e - s) if math.isnan(dur) else dur
-                        extra["interval"] = _s(rec["interval"])
+                        extra["interval"] = cell_str(rec["interval"])
                     else:
                         kw["start"], kw["end"] = s, e
-                kw["path"] = _abs(_s(kw.get("path", "")), folder)
+                kw["path"] = _abs(cell_str(kw.get("path", "")), folder)
                 kw["check_by_crowdsource"] = kw.get("check_by_crowdsource", False)
                 rows.append(FragmentRow(**kw, extra=extra))
             except (ValueError, TypeError) as exc:
@@ -577,6 +366,7 @@ class SongTable:
     >>> t = SongTable([SongRow("s1", "s1-o", "original", "o.wav", 60.0, alignment=[[0, 0], [60, 60]]),
     ...                SongRow("s1", "s1-c0", "cover", "c.wav", 50.0, alignment=[[0, 2], [60, 52]])])
     >>> orig, covers = t.songs()["s1"]
+    >>> from chadml.data import map_time
     >>> float(map_time(covers[0].alignment, 30.0))
     27.0
     """
@@ -614,8 +404,8 @@ class SongTable:
         for i, rec in enumerate(recs):
             try:
                 kw = {k: v for k, v in rec.items() if k in known}
-                kw["path"] = _abs(_s(kw.get("path", "")), folder)
-                extra = {k: v for k, v in rec.items() if k not in known and v is not None and _s(v) != ""}
+                kw["path"] = _abs(cell_str(kw.get("path", "")), folder)
+                extra = {k: v for k, v in rec.items() if k not in known and v is not None and cell_str(v) != ""}
                 rows.append(SongRow(**kw, extra=extra))
             except (ValueError, TypeError) as exc:
                 raise ManifestError(f"{path}, row {i + 1} (version_id {rec.get('version_id')!r}): {exc}") from None
@@ -663,100 +453,3 @@ class SongTable:
                 more = f" and {len(missing) - 5} more" if len(missing) > 5 else ""
                 raise FileNotFoundError(f"{len(missing)} audio file(s) of the song table not found: {names}{more}")
         return self
-
-
-# ----------------------------------------------------------------------------------- time alignment
-
-def alignment_pieces(alignment: Sequence) -> np.ndarray:
-    """The linear pieces of an alignment as a float64 array ``(n, 4)`` of ``(o0, o1, v0, v1)``.
-
-    An alignment is a list of ``[t_original, t_version]`` breakpoints with ``t_version`` non-decreasing.
-    Two consecutive breakpoints form a linear piece (original ``o0..o1`` sung at version ``v0..v1``) when
-    both ``t_original`` are known, ``o1 > o0`` and ``v1 > v0``. Otherwise there is no piece between them:
-
-    - a jump in the original (a skipped section, a repeat) is two breakpoints with the same ``t_version``;
-    - version content absent from the original (an intro, an improvised bridge) starts at a breakpoint
-      whose ``t_original`` is ``None`` (NaN) and lasts until the next breakpoint.
-
-    Example: an intro of 3 s, original 0..20 s sung 10 % slower, 20..30 s skipped, 30..60 s at tempo:
-    ``[[None, 0], [0, 3], [20, 25], [30, 25], [60, 55]]``.
-    """
-    bp = _check_alignment(alignment, "alignment")
-    rows = []
-    for (o0, v0), (o1, v1) in zip(bp[:-1], bp[1:]):
-        if o0 is not None and o1 is not None and o1 > o0 and v1 > v0:
-            rows.append((o0, o1, v0, v1))
-    return np.asarray(rows, dtype=np.float64).reshape(-1, 4)
-
-
-def map_time(alignment: Sequence, t_original: float | np.ndarray, *, all: bool = False) -> np.ndarray:
-    """Map original times to version times through a piecewise-linear ``alignment`` (vectorised).
-
-    Parameters
-    ----------
-    alignment : list of [t_original, t_version]
-        See :func:`alignment_pieces`. Empty: unknown, every time maps to NaN.
-    t_original : float or array
-        Seconds in the original.
-    all : bool
-        False: the first (earliest) place in the version where that moment of the original is sung,
-        NaN where it is absent (skipped). True: every place (a repeated section is sung twice), as an
-        array of shape ``t_original.shape + (k,)`` sorted in time, NaN-padded.
-
-    Example
-    -------
-    >>> al = [[None, 0], [0, 3], [20, 25], [30, 25], [60, 55]]
-    >>> map_time(al, [0.0, 10.0, 25.0, 40.0]).tolist()
-    [3.0, 14.0, nan, 35.0]
-    """
-    t = np.asarray(t_original, dtype=np.float64)
-    pieces = alignment_pieces(alignment)
-    shape = t.shape
-    tf = t.reshape(-1, 1)
-    if len(pieces) == 0:
-        vals = np.full((tf.shape[0], 1), np.nan)
-    else:
-        o0, o1, v0, v1 = (pieces[:, i][None, :] for i in range(4))
-        inside = (tf >= o0) & (tf <= o1)
-        with np.errstate(invalid="ignore"):
-            vals = np.where(inside, v0 + (tf - o0) * (v1 - v0) / (o1 - o0), np.nan)
-        vals = np.sort(vals, axis=1)          # NaN last
-    if not all:
-        return vals[:, 0].reshape(shape)
-    # drop duplicates at shared piece endpoints (a piece ending where the next begins)
-    if vals.shape[1] > 1:
-        dup = np.zeros_like(vals, dtype=bool)
-        dup[:, 1:] = np.abs(np.diff(vals, axis=1)) < 1e-9
-        vals = np.where(dup, np.nan, vals)
-        vals = np.sort(vals, axis=1)
-        keep = ~np.all(np.isnan(vals), axis=0)
-        keep[0] = True
-        vals = vals[:, keep]
-    return vals.reshape(shape + (vals.shape[1],))
-
-
-def inverse_map_time(alignment: Sequence, t_version: float | np.ndarray) -> np.ndarray:
-    """Map version times back to original times (NaN inside an intro or other content not in the original).
-
-    Example
-    -------
-    >>> inverse_map_time([[None, 0], [0, 3], [20, 25], [30, 25], [60, 55]], [1.0, 14.0, 35.0]).tolist()
-    [nan, 10.0, 40.0]
-    """
-    t = np.asarray(t_version, dtype=np.float64)
-    pieces = alignment_pieces(alignment)
-    tf = t.reshape(-1, 1)
-    if len(pieces) == 0:
-        return np.full(t.shape, np.nan)
-    o0, o1, v0, v1 = (pieces[:, i][None, :] for i in range(4))
-    inside = (tf >= v0) & (tf <= v1)
-    vals = np.where(inside, o0 + (tf - v0) * (o1 - o0) / (v1 - v0), np.nan)
-    # pieces overlap in version time only at shared endpoints: there the later piece (the one that
-    # starts at that time) wins, e.g. the start of the section sung after a skip
-    k = np.argmax(np.where(inside, v0, -np.inf), axis=1)
-    out = vals[np.arange(len(tf)), k]
-    return out.reshape(t.shape)
-
-
-__all__ = ["FORMAT_VERSION", "AUDIO_TYPES", "SPLITS", "ManifestError", "FragmentRow", "Manifest", "SongRow",
-           "SongTable", "map_time", "inverse_map_time", "alignment_pieces", "parse_interval"]
