@@ -33,6 +33,7 @@ COMMANDS = [
     "chadml.cli.f0_index",
     "chadml.cli.compare",
     "chadml.cli.demo",
+    "chadml.cli.serve",
 ]
 
 
