@@ -32,7 +32,8 @@ setup(
     license="MIT",
     python_requires=">=3.10",
     packages=find_packages(include=["chadsp", "chadsp.*", "chadml", "chadml.*"]),
-    package_data={"chadml": ["assets/*"]},      # the released model (see chadml/assets/README.md)
+    package_data={"chadml": ["assets/*"],      # the released model (see chadml/assets/README.md)
+                  "chadml.serve": ["static/*"]},  # the page of `chad serve`
     setup_requires=["cffi>=1.16"],
     cffi_modules=["chadsp/_build.py:ffi"],
     install_requires=[
@@ -52,10 +53,15 @@ setup(
         # torchcrepe's own needs (torchcrepe itself is installed with --no-deps; see README.md)
         "librosa>=0.10",
         "resampy>=0.4",
+        # chad serve: the HTTP API and its server
+        "fastapi>=0.110",
+        "uvicorn>=0.27",
+        "python-multipart>=0.0.9",
     ],
     extras_require={
         "test": ["pytest>=7", "hypothesis>=6.90", "pytest-timeout", "psutil", "librosa>=0.10",
-                 "dtaidistance>=2.3", "pyarrow", "ray>=2.9"],
+                 "dtaidistance>=2.3", "pyarrow", "ray>=2.9",
+                 "httpx", "selenium>=4.10"],
         "bench": ["pytest-benchmark>=4", "psutil", "librosa>=0.10", "dtaidistance>=2.3", "stumpy>=1.12"],
         "separation": ["spleeter-thomasesr==3.0.0a1"],
         "distributed": ["ray>=2.9"],
