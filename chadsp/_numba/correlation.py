@@ -12,8 +12,9 @@ mean square scores 0. As in C:
   BLK lags at a time share each load of ``qc`` (BLK accumulators, the k loop vectorised by LLVM); every
   lag of a segment takes that same path (the last block overlaps the one before), so equal blocks get
   bit-equal dot products and ties go to the first lag as in C.
-- window statistics from per-row sums in double: summed exactly for every lag when tq <= 64, otherwise
-  exactly every tq lags and updated by add/subtract in between.
+- window statistics from per-row sums in double: summed exactly for every lag when tq <= 64 (in the
+  same order for every lag, vectorised across lags), otherwise exactly every tq lags and updated by
+  add/subtract in between.
 - lags are processed in segments of SEG: scratch is O(SEG + tq); ``pearson_curve`` spreads segments over
   threads (prange), ``rerank`` spreads candidates.
 
@@ -61,11 +62,11 @@ def _prepare(x, n):
 def _row_sums(t, r0, nrows, d, rs, rq):
     """rs[r], rq[r]: sum and sum of squares of row r0 + r, in double."""
     for r in range(nrows):
-        base = (r0 + r) * d
+        row = t[(r0 + r) * d:(r0 + r + 1) * d]      # slices: no negative-index wrap in the inner loops
         a = 0.0
         b = 0.0
         for c in range(d):
-            v = np.float64(t[base + c])
+            v = np.float64(row[c])
             a += v
             b += v * v
         rs[r] = a
@@ -77,10 +78,10 @@ def _dots(qc, n, t, base, d, nlag, out):
     """out[l] = dot(qc[0:n], t[base + l*d : base + l*d + n]) for l < nlag, float32 accumulation."""
     if nlag < BLK:
         for l in range(nlag):
-            o = base + l * d
+            w = t[base + l * d:base + l * d + n]
             acc = np.float32(0.0)
             for k in range(n):
-                acc += qc[k] * t[o + k]
+                acc += qc[k] * w[k]
             out[l] = acc
         return
     l = 0
@@ -88,17 +89,25 @@ def _dots(qc, n, t, base, d, nlag, out):
         if l + BLK > nlag:
             l = nlag - BLK          # the last block overlaps: every lag through the same code
         o = base + l * d
+        w0 = t[o:o + n]
+        w1 = t[o + d:o + d + n]
+        w2 = t[o + 2 * d:o + 2 * d + n]
+        w3 = t[o + 3 * d:o + 3 * d + n]
+        w4 = t[o + 4 * d:o + 4 * d + n]
+        w5 = t[o + 5 * d:o + 5 * d + n]
+        w6 = t[o + 6 * d:o + 6 * d + n]
+        w7 = t[o + 7 * d:o + 7 * d + n]
         a0 = a1 = a2 = a3 = a4 = a5 = a6 = a7 = np.float32(0.0)
         for k in range(n):
             qv = qc[k]
-            a0 += qv * t[o + k]
-            a1 += qv * t[o + d + k]
-            a2 += qv * t[o + 2 * d + k]
-            a3 += qv * t[o + 3 * d + k]
-            a4 += qv * t[o + 4 * d + k]
-            a5 += qv * t[o + 5 * d + k]
-            a6 += qv * t[o + 6 * d + k]
-            a7 += qv * t[o + 7 * d + k]
+            a0 += qv * w0[k]
+            a1 += qv * w1[k]
+            a2 += qv * w2[k]
+            a3 += qv * w3[k]
+            a4 += qv * w4[k]
+            a5 += qv * w5[k]
+            a6 += qv * w6[k]
+            a7 += qv * w7[k]
         out[l] = a0
         out[l + 1] = a1
         out[l + 2] = a2
@@ -120,39 +129,49 @@ def _correlation(dot, ws, wq, inv_n, qsum, qss):
 
 
 @njit(**_JIT)
-def _segment(qc, tq, d, qsum, qss, t, l0, nlag, rv, rs, rq):
-    """rv[0:nlag] = the correlation at lags l0 .. l0 + nlag - 1 (double); True if a row is not finite."""
+def _segment(qc, tq, d, qsum, qss, t, l0, nlag, rv, scratch):
+    """rv[0:nlag] = the correlation at lags l0 .. l0 + nlag - 1 (double); True if a row is not finite.
+    scratch: float64 (4, >= nlag + tq) (row sums, row sums of squares, window sums, of squares)."""
     n = tq * d
     nrows = nlag + tq - 1
+    rs = scratch[0]
+    rq = scratch[1]
     _row_sums(t, l0, nrows, d, rs, rq)
     bad = False
     for r in range(nrows):
         if not np.isfinite(rq[r]):
             bad = True
     _dots(qc, n, t, l0 * d, d, nlag, rv)
-    inv_n = 1.0 / n
+    ws = scratch[2]
+    wq = scratch[3]
     if tq <= EXACT_TQ:
-        for l in range(nlag):
-            ws = 0.0
-            wq = 0.0
-            for r in range(l, l + tq):
-                ws += rs[r]
-                wq += rq[r]
-            rv[l] = _correlation(np.float64(rv[l]), ws, wq, inv_n, qsum, qss)
+        # exact sums of tq rows for every lag, in the same order for each (equal blocks: equal sums),
+        # vectorised across lags
+        ws[:nlag] = 0.0
+        wq[:nlag] = 0.0
+        for r in range(tq):
+            a = rs[r:r + nlag]
+            b = rq[r:r + nlag]
+            for l in range(nlag):
+                ws[l] += a[l]
+                wq[l] += b[l]
     else:
-        ws = 0.0
-        wq = 0.0
+        # exact every tq lags, add/subtract of the entering and leaving rows in between
         for l in range(nlag):
             if l % tq == 0:
-                ws = 0.0
-                wq = 0.0
+                x = 0.0
+                y = 0.0
                 for r in range(l, l + tq):
-                    ws += rs[r]
-                    wq += rq[r]
+                    x += rs[r]
+                    y += rq[r]
             else:
-                ws += rs[l + tq - 1] - rs[l - 1]
-                wq += rq[l + tq - 1] - rq[l - 1]
-            rv[l] = _correlation(np.float64(rv[l]), ws, wq, inv_n, qsum, qss)
+                x += rs[l + tq - 1] - rs[l - 1]
+                y += rq[l + tq - 1] - rq[l - 1]
+            ws[l] = x
+            wq[l] = y
+    inv_n = 1.0 / n
+    for l in range(nlag):
+        rv[l] = _correlation(np.float64(rv[l]), ws[l], wq[l], inv_n, qsum, qss)
     return bad
 
 
@@ -164,14 +183,13 @@ def _max_over_lags(qc, tq, d, qsum, qss, constant, t, tt):
     nl = tt - tq + 1
     seg = min(SEG, nl)
     rv = np.empty(seg, dtype=np.float64)
-    rs = np.empty(seg + tq, dtype=np.float64)
-    rq = np.empty(seg + tq, dtype=np.float64)
+    scratch = np.empty((4, seg + tq), dtype=np.float64)
     best = 0.0
     lag = -1
     bad = False
     for l0 in range(0, nl, SEG):
         m = min(SEG, nl - l0)
-        bad |= _segment(qc, tq, d, qsum, qss, t, l0, m, rv, rs, rq)
+        bad |= _segment(qc, tq, d, qsum, qss, t, l0, m, rv, scratch)
         for l in range(m):
             if rv[l] > best or lag < 0:
                 best = rv[l]
@@ -193,9 +211,7 @@ def pearson_curve(q, tq, d, t, tt, out):
             out[l0:l0 + m] = 0.0
             continue
         rv = np.empty(m, dtype=np.float64)
-        rs = np.empty(m + tq, dtype=np.float64)
-        rq = np.empty(m + tq, dtype=np.float64)
-        _segment(qc, tq, d, qsum, qss, t, l0, m, rv, rs, rq)
+        _segment(qc, tq, d, qsum, qss, t, l0, m, rv, np.empty((4, m + tq), dtype=np.float64))
         for l in range(m):
             out[l0 + l] = np.float32(rv[l])
 
@@ -252,16 +268,17 @@ def pearson_normalize(q, tq, d, t, tt, num, shift, qsum, out):
         if l % run == 0:
             ws = 0.0
             wq = 0.0
-            for k in range(l * d, (l + tq) * d):
-                v = np.float64(t[k])
+            block = t[l * d:(l + tq) * d]
+            for k in range(tq * d):
+                v = np.float64(block[k])
                 ws += v
                 wq += v * v
         else:
-            a = (l - 1) * d
-            b = (l + tq - 1) * d
+            leaving = t[(l - 1) * d:l * d]
+            entering = t[(l + tq - 1) * d:(l + tq) * d]
             for c in range(d):
-                x = np.float64(t[a + c])
-                y = np.float64(t[b + c])
+                x = np.float64(leaving[c])
+                y = np.float64(entering[c])
                 ws += y - x
                 wq += y * y - x * x
         out[l] = np.float32(_correlation(np.float64(num[l]) + shift * qsum, ws, wq, inv_n, qsum, qss))
