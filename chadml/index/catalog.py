@@ -25,7 +25,7 @@ from typing import Sequence
 from ..errors import ChadError
 
 __all__ = ["FORMAT_VERSION", "CATALOG", "SongInfo", "IndexMismatchError", "IndexCorruptError", "Catalog",
-           "config_dict", "new_meta", "check_compatible", "connect"]
+           "config_dict", "new_meta", "check_compatible", "describe", "connect"]
 
 FORMAT_VERSION = 1
 CATALOG = "catalog.sqlite"
@@ -189,10 +189,28 @@ class Catalog:
         finally:
             conn.close()
 
-    def commit(self, update: dict, *, new_songs: Sequence[SongInfo] = (), removed: Sequence[str] = (),
-               relocated: Sequence[SongInfo] = ()) -> None:
-        """One transaction: delete ``removed``, insert ``new_songs``, move ``relocated`` to their new
-        offsets and set the meta keys of ``update`` (which names the next generation)."""
+    def commit(self, st: dict, *, faiss_file: str, faiss_params: dict, new_songs: Sequence[SongInfo] = (),
+               removed: Sequence[str] = (), relocated: Sequence[SongInfo] = (), store_file: str | None = None,
+               store_rows: int | None = None, dead_rows: int | None = None) -> list[str]:
+        """Commit the generation after ``st`` (the current one, as :meth:`read` gave it) in one transaction.
+
+        Deletes ``removed``, inserts ``new_songs``, moves ``relocated`` to their new offsets, and points
+        the meta at ``faiss_file`` (with ``faiss_params``) and at ``store_file`` (default: the current one)
+        with ``store_rows``/``dead_rows`` where given. Returns ``previous_files``: the files of the current
+        generation that the new one does not use (its readers may still read them).
+        """
+        store_file = store_file or st["store_file"]
+        old_files = [f for f in (st["faiss_file"],) if f]
+        if store_file != st["store_file"]:
+            old_files.append(st["store_file"])
+        update = {"generation": int(st["generation"]) + 1, "faiss_file": faiss_file,
+                  "previous_files": [f for f in old_files if f not in (faiss_file, store_file)],
+                  "faiss": faiss_params}
+        for key, value in (("store_rows", store_rows), ("dead_rows", dead_rows)):
+            if value is not None:
+                update[key] = int(value)
+        if store_file != st["store_file"]:
+            update["store_file"] = store_file
         conn = connect(self.path, write=True)
         try:
             conn.execute("BEGIN IMMEDIATE")
@@ -213,3 +231,26 @@ class Catalog:
             raise
         finally:
             conn.close()
+        return update["previous_files"]
+
+
+def describe(directory: str, meta: dict, songs: Sequence[SongInfo]) -> dict:
+    """Counts, sizes, model and configs of the generation ``meta``/``songs`` of the index at
+    ``directory``, as a JSON-ready dict (:meth:`chadml.index.SongIndex.info`)."""
+    files = {}
+    for f in sorted(os.listdir(directory)):
+        p = os.path.join(directory, f)
+        if os.path.isfile(p):
+            files[f] = os.path.getsize(p)
+    live = [meta["store_file"], CATALOG] + ([meta["faiss_file"]] if meta["faiss_file"] else [])
+    size = sum(files.get(f, 0) for f in live) + files.get(CATALOG + "-wal", 0)
+    hours = sum(s.duration for s in songs) / 3600.0
+    return {
+        "path": directory, "format_version": FORMAT_VERSION, "generation": int(meta["generation"]),
+        "songs": len(songs), "fingerprints": int(sum(s.n_fingerprints for s in songs)), "hours": hours,
+        "model_id": meta["model_id"], "model_path": meta.get("model_path") or None,
+        "feature_config": dict(meta["feature_config"]), "window_config": dict(meta["window_config"]),
+        "dim": int(meta["dim"]), "dtype": meta["dtype"], "kind": meta["kind"], "faiss": dict(meta["faiss"]),
+        "store_rows": int(meta["store_rows"]), "dead_rows": int(meta["dead_rows"]),
+        "size_bytes": size, "bytes_per_hour": (size / hours) if hours > 0 else None, "files": files,
+    }

@@ -35,7 +35,7 @@ from .. import __version__
 from ..separation import get_separator
 from ..util import progress
 from . import ann
-from .catalog import CATALOG, FORMAT_VERSION, Catalog, IndexCorruptError, SongInfo, check_compatible, new_meta
+from .catalog import CATALOG, Catalog, IndexCorruptError, SongInfo, check_compatible, describe, new_meta
 from .ingest import checked_items, fingerprint_items, fingerprinter_id
 from .store import (StoreView, append_songs, check_fps, next_store_file, open_rows, store_file_name, truncate,
                     write_compacted)
@@ -164,8 +164,9 @@ class SongIndex:
 
     def _load(self) -> None:
         for attempt in range(10):
+            st = self._catalog.read()
             try:
-                self._apply(self._catalog.read())
+                self._apply(st)
                 return
             except FileNotFoundError:
                 if attempt == 9:
@@ -244,23 +245,7 @@ class SongIndex:
 
     def info(self) -> dict:
         """Counts, sizes, model and configs, as a JSON-ready dict."""
-        files = {}
-        for f in sorted(os.listdir(self.dir)):
-            p = os.path.join(self.dir, f)
-            if os.path.isfile(p):
-                files[f] = os.path.getsize(p)
-        live = [self._meta["store_file"], CATALOG] + ([self._faiss_file] if self._faiss_file else [])
-        size = sum(files.get(f, 0) for f in live) + files.get(CATALOG + "-wal", 0)
-        hours = sum(s.duration for s in self._songs) / 3600.0
-        return {
-            "path": self.dir, "format_version": FORMAT_VERSION, "generation": self.generation,
-            "songs": len(self), "fingerprints": self.n_fingerprints, "hours": hours,
-            "model_id": self.model_id, "model_path": self.model_path,
-            "feature_config": self.feature_config, "window_config": self.window_config,
-            "dim": self.dim, "dtype": self.dtype, "kind": self._meta["kind"], "faiss": self.faiss_params,
-            "store_rows": int(self._meta["store_rows"]), "dead_rows": int(self._meta["dead_rows"]),
-            "size_bytes": size, "bytes_per_hour": (size / hours) if hours > 0 else None, "files": files,
-        }
+        return describe(self.dir, self._meta, self._songs)
 
     # ---- the re-ranker's view --------------------------------------------------------------------
 
@@ -333,34 +318,19 @@ class SongIndex:
         return ann.next_index(self._faiss_index, st["faiss"], st["kind"], int(st["dim"]), self._store_w,
                               removed, new, live_after, rebuild=rebuild)
 
-    def _commit(self, st: dict, *, new_faiss, faiss_params: dict, new_songs: Sequence[SongInfo] = (),
-                removed: Sequence[str] = (), relocated: Sequence[SongInfo] = (), store_rows: int | None = None,
-                dead_rows: int | None = None, store_file: str | None = None) -> None:
-        """Write the next generation's FAISS file, commit the catalog, drop files no reader needs, reload."""
-        gen = int(st["generation"]) + 1
-        old_files = [f for f in (st["faiss_file"],) if f]
-        faiss_file = f"faiss-{gen}.index"
+    def _commit(self, st: dict, new_faiss, faiss_params: dict, **changes) -> None:
+        """Write the next generation's FAISS file, commit the catalog (``changes``: the songs and store
+        changes of :meth:`Catalog.commit`), drop the files no reader needs any more, reload."""
+        faiss_file = f"faiss-{int(st['generation']) + 1}.index"
         ann.write_index(new_faiss, os.path.join(self.dir, faiss_file))
         if _crash_hook:
             _crash_hook("faiss_written")
-        store_file = store_file or st["store_file"]
-        if store_file != st["store_file"]:
-            old_files.append(st["store_file"])
-        upd = {"generation": gen, "faiss_file": faiss_file,
-               "previous_files": [f for f in old_files if f not in (faiss_file, store_file)],
-               "faiss": faiss_params}
-        if store_rows is not None:
-            upd["store_rows"] = int(store_rows)
-        if dead_rows is not None:
-            upd["dead_rows"] = int(dead_rows)
-        if store_file != st["store_file"]:
-            upd["store_file"] = store_file
-        self._catalog.commit(upd, new_songs=new_songs, removed=removed, relocated=relocated)
+        previous = self._catalog.commit(st, faiss_file=faiss_file, faiss_params=faiss_params, **changes)
         if _crash_hook:
             _crash_hook("committed")
         self._faiss_index, self._faiss_file = new_faiss, faiss_file   # keep it instead of reading it back
         # files of generations before the previous one are no longer read by anyone who reads the catalog
-        _remove_stale_files(self.dir, {faiss_file, store_file, *upd["previous_files"]})
+        _remove_stale_files(self.dir, {faiss_file, changes.get("store_file") or st["store_file"], *previous})
         self._load()
 
     def add_fingerprint_items(self, items: Iterable[tuple[str, np.ndarray, dict | None]], *,
@@ -394,8 +364,7 @@ class SongIndex:
             dead = int(st["dead_rows"]) + sum(s.n_fingerprints for s in gone)
             live_after = [s for s in st["songs"] if s.song_id not in rep] + new
             fidx, params = self._next_faiss(st, gone, new, live_after)
-            self._commit(st, new_songs=new, removed=replaced, new_faiss=fidx, faiss_params=params,
-                         store_rows=rows, dead_rows=dead)
+            self._commit(st, fidx, params, new_songs=new, removed=replaced, store_rows=rows, dead_rows=dead)
         return [s.song_id for s in new]
 
     def add_fingerprints(self, song_id: str, fps: np.ndarray, meta: dict | None = None, *,
@@ -452,7 +421,7 @@ class SongIndex:
                 self._compact(st, ids, live)
             else:
                 fidx, params = self._next_faiss(st, gone, [], live)
-                self._commit(st, removed=ids, new_faiss=fidx, faiss_params=params, dead_rows=dead)
+                self._commit(st, fidx, params, removed=ids, dead_rows=dead)
         return len(ids)
 
     def compact(self) -> None:
@@ -465,5 +434,5 @@ class SongIndex:
         moved, rows = write_compacted(self._store, live, path, st["dtype"])
         self._store_w = open_rows(path, st["dtype"], rows, int(st["dim"]))
         fidx, params = self._next_faiss(st, [], moved, moved, rebuild=True)
-        self._commit(st, removed=removed, relocated=moved, new_faiss=fidx, faiss_params=params,
-                     store_rows=rows, dead_rows=0, store_file=new_file)
+        self._commit(st, fidx, params, removed=removed, relocated=moved, store_rows=rows, dead_rows=0,
+                     store_file=new_file)
