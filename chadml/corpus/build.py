@@ -28,7 +28,7 @@ from ..data import FragmentRow, Manifest, SongRow, SongTable
 from ..util import atomic_write_text, progress
 from .plans import cover_alignment, make_song, pitch_centre, plan_cover, plan_original, score_map, sing
 from .tunes import COLLECTIONS, Tune, check_collections, load_tunes, tune_notes_json
-from .voice import Notes, Singer, hum, render
+from .voice import HUM_STYLES, Notes, Singer, hum, render
 
 __all__ = ["CorpusPaths", "build_corpus", "CORPUS_FORMAT_VERSION"]
 
@@ -87,6 +87,8 @@ class _SongJob:
     humming_seconds: tuple
     split: str
     ext: str
+    hum_styles: tuple = ("mm",)
+    channel_p: float = 0.0
 
 
 def _plan_and_render(job: _SongJob) -> tuple[list[SongRow], list[FragmentRow], float, float]:
@@ -165,15 +167,20 @@ def _plan_and_render(job: _SongJob) -> tuple[list[SongRow], list[FragmentRow], f
             hpath = os.path.join(job.out_dir, "hummings", job.song_id, hid + job.ext)
             hr = _rng(job.seed, hid, "hum")
             shift = float(hr.uniform(-5, 5))
+            srng = _rng(job.seed, hid, "style")
+            style = str(job.hum_styles[int(srng.integers(len(job.hum_styles)))]) if len(job.hum_styles) > 1 \
+                else job.hum_styles[0]
+            channel = bool(job.channel_p > 0 and srng.random() < job.channel_p)
             if not os.path.exists(hpath):
                 t0 = time.perf_counter()
-                y = hum(orig_notes, fs, fs + L, shift, hr, sr=job.sr)
+                y = hum(orig_notes, fs, fs + L, shift, hr, sr=job.sr, style=style, channel=channel)
                 audio.save(hpath, y, job.sr)
                 t_render += time.perf_counter() - t0
                 rendered += L
             frag_rows.append(FragmentRow(gid, fid, hid, "humming", source_id=hid, start=0.0, end=L, duration=L,
                                          path=hpath, true_offset=0.0, split=job.split,
-                                         extra={"key_shift": f"{shift:.3f}"}))
+                                         extra={"key_shift": f"{shift:.3f}",
+                                                **({"style": style} if style != "mm" else {})}))
         k += 1
     if k < job.hummings_per_song:
         log.info("song %s: %d humming fragments (asked %d): too few phrase starts", job.song_id, k,
@@ -186,7 +193,8 @@ def build_corpus(out_dir: str | os.PathLike, *, n_songs: int = 100, n_covers: in
                  collections: Sequence[str] = COLLECTIONS, workers: int | None = None,
                  song_seconds: tuple[float, float] = (40.0, 70.0),
                  humming_seconds: tuple[float, float] = (4.0, 20.0), ext: str = ".flac",
-                 cache_dir: str | os.PathLike | None = None) -> CorpusPaths:
+                 cache_dir: str | os.PathLike | None = None, tunes: Sequence[Tune] | None = None,
+                 hum_styles: Sequence[str] = ("mm",), channel_p: float = 0.0) -> CorpusPaths:
     """Render the built-in corpus into ``out_dir``: ``songs.csv`` (originals + covers) and ``hummings.csv``.
 
     Parameters
@@ -207,6 +215,13 @@ def build_corpus(out_dir: str | os.PathLike, *, n_songs: int = 100, n_covers: in
         Processes rendering songs (None: ``os.cpu_count()``; 0 or 1: in this process).
     song_seconds, humming_seconds : (low, high)
         Target song length, and the length range of humming fragments (seconds).
+    tunes : sequence of Tune, optional
+        The melodies (the first ``n_songs``) instead of the first ``n_songs`` of ``collections``.
+    hum_styles : sequence of str
+        The voices of the hummings (:data:`chadml.corpus.HUM_STYLES`), one drawn per humming; the default
+        ``("mm",)`` is the demo's closed-mouth humming.
+    channel_p : float
+        The share of hummings recorded through a phone-like channel (band limits, clipping).
 
     Resumable: audio files that exist are finished (written atomically) and are not rendered again; the
     two manifests are written atomically at the end, with ``corpus.json`` (parameters and timings).
@@ -229,13 +244,19 @@ def build_corpus(out_dir: str | os.PathLike, *, n_songs: int = 100, n_covers: in
     hlo, hhi = humming_seconds
     if not 1.0 <= hlo <= hhi:
         raise ValueError(f"humming_seconds must be (low, high) with 1 <= low <= high, got {humming_seconds!r}")
+    hum_styles = tuple(hum_styles)
+    bad = [s for s in hum_styles if s not in HUM_STYLES]
+    if not hum_styles or bad:
+        raise ValueError(f"hum_styles must be a non-empty subset of {HUM_STYLES}, got {hum_styles!r}")
+    if not 0.0 <= float(channel_p) <= 1.0:
+        raise ValueError(f"channel_p must be in [0, 1], got {channel_p!r}")
     if ext not in (".flac", ".wav"):
         raise ValueError(f"ext must be '.flac' or '.wav', got {ext!r}")
     collections = check_collections(collections)
     out_dir = os.path.abspath(os.fspath(out_dir))
     os.makedirs(out_dir, exist_ok=True)
     t0 = time.perf_counter()
-    tunes = load_tunes(collections, limit=n_songs, cache_dir=cache_dir)
+    tunes = list(tunes)[:n_songs] if tunes is not None else load_tunes(collections, limit=n_songs, cache_dir=cache_dir)
     t_tunes = time.perf_counter() - t0
     if len(tunes) < n_songs:
         log.warning("only %d usable tunes in %s (asked %d songs)", len(tunes), collections, n_songs)
@@ -246,7 +267,8 @@ def build_corpus(out_dir: str | os.PathLike, *, n_songs: int = 100, n_covers: in
         n_test = 1
     test_ids = {ids[i] for i in perm[:n_test]}
     jobs = [_SongJob(i, ids[i], t, out_dir, seed, n_covers, hummings_per_song, hummers, sr,
-                     (float(lo), float(hi)), (float(hlo), float(hhi)), "test" if ids[i] in test_ids else "train", ext)
+                     (float(lo), float(hi)), (float(hlo), float(hhi)), "test" if ids[i] in test_ids else "train", ext,
+                     tuple(hum_styles), float(channel_p))
             for i, t in enumerate(tunes)]
     workers = (os.cpu_count() or 1) if workers is None else int(workers)
     results: list = [None] * len(jobs)

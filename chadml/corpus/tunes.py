@@ -17,6 +17,7 @@ import json
 import logging
 import math
 import os
+import zlib
 from dataclasses import dataclass
 from typing import Iterator, Sequence
 
@@ -24,7 +25,7 @@ import numpy as np
 
 from ..util import atomic_write_text
 
-__all__ = ["COLLECTIONS", "RESERVED", "TUNE_CACHE_VERSION", "MIN_NOTES", "MIN_BEATS", "Tune", "load_tunes",
+__all__ = ["held_out", "HELD_OUT_MODULUS", "COLLECTIONS", "RESERVED", "TUNE_CACHE_VERSION", "MIN_NOTES", "MIN_BEATS", "Tune", "load_tunes",
            "load_tune", "tune_notes_json", "default_cache_dir", "check_collections"]
 
 log = logging.getLogger(__name__)
@@ -33,6 +34,7 @@ COLLECTIONS = ("oneills1850", "ryansMammoth", "airdsAirs", "nottingham-dataset")
 RESERVED = ("essenFolksong",)
 TUNE_CACHE_VERSION = 1
 
+HELD_OUT_MODULUS = 10     # held_out(): one tune in ten is never used for training (release evaluation)
 MIN_NOTES = 16            # a tune with fewer pitched notes is skipped
 MIN_BEATS = 8.0           # ... or shorter than this (quarter notes)
 
@@ -83,6 +85,18 @@ class Tune:
                    np.array([np.nan if p is None else p for p in d["pitch"]], np.float64),
                    np.asarray(d["onset"], np.float64), np.asarray(d["dur"], np.float64),
                    np.asarray(d["bars"], np.float64), d["meter"], float(d["bpm"]))
+
+
+def held_out(tune_id: str) -> bool:
+    """Whether a tune belongs to the fixed held-out set of release evaluation (about one tune in ten, by a
+    hash of its id, so the split never changes): release training (:mod:`chadml.release`) never uses these.
+
+    Example
+    -------
+    >>> held_out("oneills1850/0001-0050/1"), held_out("oneills1850/0001-0050/2")
+    (False, False)
+    """
+    return zlib.crc32(str(tune_id).encode("utf-8")) % HELD_OUT_MODULUS == 0
 
 
 def _music21_corpus_dir() -> str:

@@ -23,7 +23,8 @@ import numpy as np
 
 from .. import audio
 
-__all__ = ["VOWELS", "VOWEL_NAMES", "HOP", "Singer", "Notes", "render", "hum"]
+__all__ = ["VOWELS", "VOWEL_NAMES", "HOP", "Singer", "Notes", "render", "hum", "HUM_STYLES", "WHISTLE_SHIFT",
+           "hummer_voice", "phone_channel", "room_and_noise", "amateur_notes"]
 
 # vowel formants (Hz) and bandwidths for an adult male voice; singers scale them (women ~1.15)
 VOWELS = {
@@ -289,8 +290,77 @@ def _background(n: int, rng, sr: int) -> np.ndarray:
     return (x / (x.std() + 1e-12)).astype(np.float32)
 
 
-def hum(notes: Notes, fs: float, fe: float, key_shift: float, rng, sr: int = audio.SR) -> np.ndarray:
-    """An amateur's humming of the original's notes in ``[fs, fe)``, ``fe - fs`` seconds long, aligned."""
+HUM_STYLES = ("mm", "oo", "la", "da", "na", "doo", "whistle")
+WHISTLE_SHIFT = 24.0      # a whistle sounds about two octaves above a sung voice (0.8-2 kHz)
+
+
+def hummer_voice(rng: np.random.Generator, style: str = "mm") -> Singer:
+    """The voice of an amateur query: ``"mm"`` (closed-mouth humming, the paper's H part), sung syllables
+    ``"oo"``, ``"la"``, ``"da"``, ``"na"``, ``"doo"`` (a re-articulated onset on every note), or ``"whistle"``
+    (an almost pure tone with breath noise)."""
+    if style not in HUM_STYLES:
+        raise ValueError(f"style must be one of {HUM_STYLES}, got {style!r}")
+    v = Singer.random(rng, hummer=True)
+    if style == "mm":
+        return v
+    if style == "whistle":
+        v.n_harmonics = int(rng.integers(1, 3))
+        v.vowels = ("u",)
+        v.breathiness = float(rng.uniform(0.03, 0.12))
+        v.vib_depth = float(rng.uniform(0, 25))
+        v.scoop = float(rng.uniform(0, 60))
+        v.legato_dip = float(rng.uniform(0.1, 0.6))
+        return v
+    vowels = {"oo": ("u",), "la": ("a",), "da": ("a", "o"), "na": ("m", "a"), "doo": ("u", "o")}[style]
+    v.vowels = vowels
+    v.n_harmonics = int(rng.integers(12, 25))
+    v.tilt = float(rng.uniform(-12, -6))
+    v.vib_depth = float(rng.uniform(0, 45))
+    v.breathiness = float(rng.uniform(0.005, 0.05))
+    v.legato_dip = 0.9 if style in ("da", "doo") else float(rng.uniform(0.5, 0.9))
+    return v
+
+
+def phone_channel(y: np.ndarray, rng: np.random.Generator, sr: int = audio.SR) -> np.ndarray:
+    """What a cheap microphone or a phone line does: band limits (300-3400 Hz at most), soft clipping."""
+    from scipy.signal import butter, sosfilt
+    lo, hi = float(rng.uniform(80, 300)), float(rng.uniform(3400, 7000))
+    y = sosfilt(butter(2, [lo, min(hi, 0.45 * sr)], btype="band", fs=sr, output="sos"), y).astype(np.float32)
+    if rng.random() < 0.5:
+        drive = float(rng.uniform(1.5, 6.0))
+        peak = float(np.max(np.abs(y))) or 1.0
+        y = (np.tanh(drive * y / peak) * peak / np.tanh(drive)).astype(np.float32)
+    return y
+
+
+def hum(notes: Notes, fs: float, fe: float, key_shift: float, rng, sr: int = audio.SR, *,
+        style: str = "mm", channel: bool = False) -> np.ndarray:
+    """An amateur's humming of the original's notes in ``[fs, fe)``, ``fe - fs`` seconds long, aligned.
+
+    ``style``: the voice (:func:`hummer_voice`; a whistle is :data:`WHISTLE_SHIFT` semitones higher);
+    ``channel``: also a phone-like channel (:func:`phone_channel`)."""
+    L = fe - fs
+    hn = amateur_notes(notes, fs, fe, key_shift + (WHISTLE_SHIFT if style == "whistle" else 0.0), rng)
+    hummer = hummer_voice(rng, style) if style != "mm" else Singer.random(rng, hummer=True)
+    y = render(hn, hummer, L, rng, sr=sr, drift_cents=rng.uniform(20, 70))
+    if channel:
+        y = phone_channel(y, rng, sr)
+    return room_and_noise(y, rng, sr)
+
+
+def room_and_noise(y: np.ndarray, rng, sr: int = audio.SR) -> np.ndarray:
+    """A recording of ``y`` as a phone hears it: a room, background noise at 10-30 dB SNR, a random level."""
+    y = audio.peak_normalise(y, 0.7) if np.any(y) else y
+    y = _room(y, rng, sr)
+    sig_rms = float(np.sqrt(np.mean(y ** 2))) or 1e-3
+    snr = rng.uniform(10, 30)
+    y = y + _background(len(y), rng, sr) * (sig_rms * 10 ** (-snr / 20))
+    return audio.peak_normalise(y, rng.uniform(0.3, 0.95))
+
+
+def amateur_notes(notes: Notes, fs: float, fe: float, key_shift: float, rng) -> Notes:
+    """The notes of ``[fs, fe)`` as an amateur performs them: their own key, uneven timing, per-note pitch
+    errors, occasional wrong notes, compressed intervals; times from ``fs``."""
     L = fe - fs
     keep = (notes.sound_end > fs + 0.08) & (notes.onset < fe - 0.1) & ~np.isnan(notes.pitch)
     n = notes.take(keep)
@@ -314,13 +384,5 @@ def hum(notes: Notes, fs: float, fe: float, key_shift: float, rng, sr: int = aud
     pitch = pitch + rng.normal(0, rng.uniform(15, 45), len(pitch)) / 100
     wrong = rng.random(len(pitch)) < rng.uniform(0.02, 0.08)
     pitch[wrong] += rng.choice([-2, -1, 1, 2], wrong.sum())
-    hn = Notes(on_w, np.maximum(end_w - on_w, 0.0), pitch, np.maximum(se_w, on_w),
-               10 ** (rng.normal(0, 2.0, len(pitch)) / 20))
-    hummer = Singer.random(rng, hummer=True)
-    y = render(hn, hummer, L, rng, sr=sr, drift_cents=rng.uniform(20, 70))
-    y = audio.peak_normalise(y, 0.7) if np.any(y) else y
-    y = _room(y, rng, sr)
-    sig_rms = float(np.sqrt(np.mean(y ** 2))) or 1e-3
-    snr = rng.uniform(10, 30)
-    y = y + _background(len(y), rng, sr) * (sig_rms * 10 ** (-snr / 20))
-    return audio.peak_normalise(y, rng.uniform(0.3, 0.95))
+    return Notes(on_w, np.maximum(end_w - on_w, 0.0), pitch, np.maximum(se_w, on_w),
+                 10 ** (rng.normal(0, 2.0, len(pitch)) / 20))

@@ -1,0 +1,101 @@
+"""The varied voices of release training (sung syllables, whistling, phone channel), the held-out tune
+rule, and the FluidSynth voice source of the independent evaluation."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from chadml import corpus
+from chadml.data import Manifest, SongTable
+from chadml.corpus import fluid
+
+librosa = pytest.importorskip("librosa")
+
+SR = 16000
+SCALE = np.array([0, 2, 4, 5, 7, 5, 4, 2], float)
+
+
+def _notes(base=60.0):
+    return corpus.Notes(np.arange(8) * 0.5, np.full(8, 0.45), base + SCALE)
+
+
+def _median_midi(y, fmax=2600.0):
+    f0 = librosa.yin(y.astype(np.float64), fmin=60, fmax=fmax, sr=SR)
+    return float(librosa.hz_to_midi(np.median(f0)))
+
+
+@pytest.mark.parametrize("style", corpus.HUM_STYLES)
+def test_each_style_hums_the_notes_in_its_register(style):
+    y = corpus.hum(_notes(), 0.0, 4.0, 0.0, np.random.default_rng(3), style=style)
+    assert y.dtype == np.float32 and len(y) == 4 * SR and np.isfinite(y).all()
+    expect = np.median(60 + SCALE) + (corpus.WHISTLE_SHIFT if style == "whistle" else 0.0)
+    assert abs(_median_midi(y) - expect) < 1.0
+
+
+def test_mm_is_the_demo_humming_unchanged():
+    a = corpus.hum(_notes(), 0.0, 4.0, 1.5, np.random.default_rng(7))
+    b = corpus.hum(_notes(), 0.0, 4.0, 1.5, np.random.default_rng(7), style="mm", channel=False)
+    np.testing.assert_array_equal(a, b)
+
+
+def test_bad_style_is_named():
+    with pytest.raises(ValueError, match="style must be one of"):
+        corpus.hummer_voice(np.random.default_rng(0), "yodel")
+
+
+def test_phone_channel_removes_low_rumble():
+    rng = np.random.default_rng(0)
+    t = np.arange(SR) / SR
+    y = (np.sin(2 * np.pi * 40 * t) + np.sin(2 * np.pi * 1000 * t)).astype(np.float32)
+    z = corpus.phone_channel(y, rng)
+    spec = np.abs(np.fft.rfft(z))
+    assert spec[40] < 0.3 * spec[1000]
+    assert np.isfinite(z).all() and z.dtype == np.float32
+
+
+def test_held_out_is_a_fixed_tenth():
+    ids = [f"oneills1850/0001-0050/{i}" for i in range(3000)]
+    share = np.mean([corpus.held_out(i) for i in ids])
+    assert 0.08 < share < 0.12
+    assert [corpus.held_out(i) for i in ids[:50]] == [corpus.held_out(i) for i in ids[:50]]
+
+
+def test_build_corpus_with_styles_and_explicit_tunes(tmp_path):
+    tunes = corpus.load_tunes(limit=2)
+    p = corpus.build_corpus(tmp_path / "c", tunes=tunes[::-1], n_songs=2, n_covers=0, hummings_per_song=2,
+                            hummers=2, song_seconds=(10, 12), humming_seconds=(3, 5), test_fraction=0.0,
+                            hum_styles=("whistle", "la"), channel_p=1.0, workers=1)
+    rows = [r for r in Manifest.read(p.hummings).rows if r.audio_type == "humming"]
+    assert rows and {r.extra.get("style") for r in rows} <= {"whistle", "la"}
+    songs = SongTable.read(p.songs)
+    assert {o.extra["tune_id"] for o, _ in songs.songs().values()} == {t.id for t in tunes}
+    with pytest.raises(ValueError, match="hum_styles"):
+        corpus.build_corpus(tmp_path / "d", n_songs=1, hum_styles=("yodel",))
+    with pytest.raises(ValueError, match="channel_p"):
+        corpus.build_corpus(tmp_path / "d", n_songs=1, channel_p=2.0)
+
+
+def test_midi_file_is_a_standard_midi_file():
+    smf = fluid.midi_file([60.0, 62.5, np.nan], [0.0, 0.5, 1.0], [0.5, 0.5, 0.5], program=78)
+    assert smf[:4] == b"MThd" and smf[14:18] == b"MTrk"
+    assert bytes([0xC0, 78]) in smf                      # the program change
+    assert bytes([0x90, 62]) in smf and bytes([0x90, 63]) not in smf   # 62.5 -> key 62 bent up
+    with pytest.raises(ValueError, match="program"):
+        fluid.midi_file([60.0], [0.0], [1.0], program=200)
+    with pytest.raises(ValueError, match="1-D"):
+        fluid.midi_file([60.0, 61.0], [0.0], [1.0])
+
+
+@pytest.mark.skipif(not fluid.available(), reason="fluidsynth / a GM soundfont not installed (.ci/run installs them)")
+@pytest.mark.parametrize("program,base", [(52, 60.0), (78, 84.0)])
+def test_fluidsynth_renders_the_pitches(program, base):
+    n = _notes(base)
+    y = fluid.render_notes(n.pitch, n.onset, n.dur, 4.0, program=program)
+    assert len(y) == 4 * SR and np.abs(y).max() > 0.01
+    assert abs(_median_midi(y) - np.median(base + SCALE)) < 1.0
+
+
+def test_fluidsynth_missing_is_one_clear_error(monkeypatch):
+    monkeypatch.setattr(fluid.shutil, "which", lambda name: None)
+    with pytest.raises(fluid.FluidSynthUnavailable, match="apt-get install fluidsynth"):
+        fluid.render_notes([60.0], [0.0], [0.5], 1.0)
