@@ -2,7 +2,7 @@
 
 One table of top-1 / top-10 hit rate, MRR and median seconds per query for
 
-- **f0-DTW**: the classical matcher with no learning (:class:`chadml.search.f0.F0DtwSearcher`),
+- **f0-DTW**: the classical matcher with no learning (:class:`chadml.search.F0DtwSearcher`),
 - the **CQT encoder** with max-Pearson and with DTW re-ranking (:class:`chadml.search.Searcher`),
 - the **CREPE encoder** (same two re-rankers), when an index built with a CREPE-feature model is given,
 
@@ -26,8 +26,7 @@ from typing import Mapping, Sequence
 import numpy as np
 
 from .evaluate import evaluate, format_metric
-from .search import Searcher
-from .search.f0 import F0DtwSearcher
+from .search import F0DtwSearcher, Searcher
 from .util import atomic_path, atomic_write_text
 
 log = logging.getLogger(__name__)

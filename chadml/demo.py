@@ -7,7 +7,7 @@ On a fresh machine, with nothing downloaded, it
    M_1 on H + the mined groups (:func:`chadml.loop.run_loop`),
 3. indexes every original song with each model (:class:`chadml.index.SongIndex`),
 4. runs the held-out hummings (songs never seen in training) as queries, re-ranked by max Pearson and
-   by DTW, plus a raw-CQT max-Pearson baseline with no learning (:class:`chadml.search.f0.RawFeatureSearcher`),
+   by DTW, plus a raw-CQT max-Pearson baseline with no learning (:class:`chadml.search.RawFeatureSearcher`),
 5. tabulates top-1 / top-10 / MRR (:func:`format_results`; ``chad demo`` prints it) and writes everything
    to ``DIR``: ``manifest.csv`` (the dataset M_1 was trained on), ``m0.pt``, ``m1.pt``, ``index_m0/``,
    ``index_m1/``, ``queries.csv``, ``results.json``, ``results.md`` and ``plots/``.
@@ -32,8 +32,7 @@ from .index import SongIndex
 from .loop import LoopConfig, run_loop
 from .mining import MiningConfig
 from .models import checkpoint_id, load_fingerprinter
-from .search import Searcher
-from .search.f0 import RawFeatureSearcher
+from .search import RawFeatureSearcher, Searcher
 from .util import atomic_path, atomic_write_text
 
 log = logging.getLogger(__name__)

@@ -16,14 +16,8 @@ PACKAGES = ("chadsp", "chadml")
 # old flat module paths of chadml that only re-export their new homes (tests/test_layers.py: SHIMS)
 SHIMS = {f"chadml.{name}" for name in ("train", "encoder", "augment", "crepe", "baseline")}
 SKIP_PREFIXES = ("chadml.cli",)
-# modules whose examples fail while another change is in progress (the test is expected to fail there).
-# LEAD: clean up once the split of mining has landed.
-XFAIL_MODULES: dict[str, str] = {
-    # match_fragment's example shows (10.0, 22.75, True); with the default refine=True the placement is
-    # sub-step: (9.9979..., 22.7535..., True)
-    "chadml.mining": "match_fragment example predates refine (sub-step placement)",
-    "chadml.mining.matching": "match_fragment example predates refine (sub-step placement)",
-}
+# modules whose examples fail while another change is in progress: name -> why (xfail, not strict)
+XFAIL_MODULES: dict[str, str] = {}
 FLAGS = doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE
 
 

@@ -30,7 +30,7 @@ def run(args: argparse.Namespace) -> int:
     from ..compare import compare, format_table, write_results
     from ..errors import UsageError
     from ..evaluate import labelled_queries
-    from ..search.f0 import F0_CATALOG
+    from ..search import F0_CATALOG
     f0 = args.f0_index
     if f0 is None and args.index and os.path.isfile(os.path.join(args.index, "f0", F0_CATALOG)):
         f0 = os.path.join(args.index, "f0")
@@ -41,8 +41,8 @@ def run(args: argparse.Namespace) -> int:
             raise UsageError(f"{flag}: no such index: {path}")
     if args.k < 1:
         raise UsageError(f"-k/--candidates must be >= 1, got {args.k}")
-    if args.threads is not None and args.threads < 1:
-        raise UsageError(f"--threads must be >= 1, got {args.threads}")
+    if args.threads is not None and args.threads < 0:
+        raise UsageError(f"--threads must be >= 0, got {args.threads}")
     check_query_inputs(args)
     queries, truth = labelled_queries(args.queries, args.truth)
     rows = compare(queries, truth, index=args.index, f0_index=f0, crepe_index=args.crepe_index, k=args.k,

@@ -4,23 +4,14 @@ from __future__ import annotations
 import argparse
 import os
 
-from .options import common
-
-
-def searcher_options():
-    """The module with add_searcher_args/make_searcher (chadml.cli.options once they have moved there)."""
-    from . import options
-    if hasattr(options, "add_searcher_args"):
-        return options
-    import chadml.search
-    return chadml.search
+from .options import add_searcher_args, common, make_searcher
 
 
 def register(sub) -> None:
     p = sub.add_parser("evaluate", parents=[common()], help="top-n hit rate and MRR of queries with known songs",
                        description="Run every audio file of a folder as a query and score the rank of its song "
                                    "(MIREX QBSH protocol: top-1/3/5/10/100 hit rate and MRR).")
-    searcher_options().add_searcher_args(p)
+    add_searcher_args(p)
     p.add_argument("--method", choices=("encoder", "f0-dtw"), default="encoder",
                    help="encoder: the index's model + re-ranking (default); f0-dtw: the classical f0 + DTW "
                         "matcher over --f0-index (no learning, no --index needed)")
@@ -46,12 +37,12 @@ def run(args: argparse.Namespace) -> int:
     check_query_inputs(args)
     queries, truth = labelled_queries(args.queries, args.truth)
     if args.method == "f0-dtw":
-        from ..search.f0 import F0DtwSearcher
+        from ..search import F0DtwSearcher
         if not args.f0_index:
             raise UsageError("--method f0-dtw needs --f0-index DIR (built by `chad f0-index build`)")
         searcher = F0DtwSearcher(args.f0_index, threads=args.threads, device=args.device)
     else:
-        searcher = searcher_options().make_searcher(args)
+        searcher = make_searcher(args)
     rep = evaluate(searcher, queries, truth, progress_bar=not args.quiet, on_error="miss")
     print(rep.summary())
     failed = sum(1 for q in rep.per_query if "error" in q)

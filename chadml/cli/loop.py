@@ -4,7 +4,7 @@ from __future__ import annotations
 import argparse
 import os
 
-from .options import common
+from .options import add_mining_options, common, config_from_args
 
 # LoopConfig.train_kwargs that the command line sets when given (the training's defaults otherwise)
 _TRAIN_OPTIONS = ("width", "batch_size", "steps_per_epoch", "seed", "groups_per_song")
@@ -41,17 +41,8 @@ def register(sub) -> None:
     p.add_argument("--no-augment", action="store_true", help="train without the augmentations")
     p.add_argument("--lr-schedule", choices=("constant", "cosine"), default="constant",
                    help="learning rate over each training: constant (the paper) or cosine decay (%(default)s)")
-    _mining_options().add_mining_options(p)
+    add_mining_options(p)
     p.set_defaults(func=run)
-
-
-def _mining_options():
-    """The module with add_mining_options/config_from_args (chadml.cli.options once they have moved there)."""
-    from . import options
-    if hasattr(options, "add_mining_options"):
-        return options
-    import chadml.mining
-    return chadml.mining
 
 
 def _check_counts(args: argparse.Namespace) -> None:
@@ -101,7 +92,7 @@ def run(args: argparse.Namespace) -> int:
                         features=args.features, window=args.window, epochs0=args.epochs0, epochs=args.epochs,
                         fine_tune=not args.from_scratch, include_uncertain=args.include_uncertain,
                         control=args.control, max_minutes=args.max_minutes,
-                        mining=_mining_options().config_from_args(args), train_kwargs=train_kwargs)
+                        mining=config_from_args(args), train_kwargs=train_kwargs)
     args.interrupt_message = "interrupted; rerun the same command to resume"
     logs = run_loop(SongTable.read(args.songs), Manifest.read(args.hummings), args.out, config=config,
                     engine=args.engine, address=args.address, progress=not args.quiet)
