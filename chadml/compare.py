@@ -88,7 +88,14 @@ def compare(queries: Sequence[tuple[str, object]], truth: Mapping[str, str], *, 
 
 
 def format_table(rows: Sequence[dict]) -> str:
-    """The Markdown table of :func:`compare`'s rows."""
+    """The Markdown table of :func:`compare`'s rows.
+
+    >>> print(format_table([{"method": "f0-DTW (no learning)", "top1": 0.5, "top10": 0.75, "mrr": 0.6,
+    ...                      "median_query_s": 0.12, "queries": 4}]))
+    | method | top-1 | top-10 | MRR | median s/query | queries |
+    |---|---|---|---|---|---|
+    | f0-DTW (no learning) | 0.500 | 0.750 | 0.600 | 0.120 | 4 |
+    """
     lines = ["| method | top-1 | top-10 | MRR | median s/query | queries |", "|---|---|---|---|---|---|"]
     for r in rows:
         cells = " | ".join(format_metric(r[k]) for k in ("top1", "top10", "mrr", "median_query_s"))

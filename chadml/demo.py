@@ -162,7 +162,11 @@ def hummed_part(hummings, share: float):
 
     Example
     -------
-    >>> h = hummed_part(Manifest.read("corpus/hummings.csv"), 1 / 3)     # doctest: +SKIP
+    >>> from chadml.data import FragmentRow
+    >>> rows = [FragmentRow(f"song{s}", "0", f"song{s}/0/humming", "humming", source_id=f"v{s}", start=0.0,
+    ...                     end=5.0, duration=5.0, split="train" if s < 6 else "test") for s in range(9)]
+    >>> sorted({r.group_id for r in hummed_part(Manifest(rows), 1 / 3).rows})   # 2 of the 6 train songs
+    ['song0', 'song3', 'song6', 'song7', 'song8']
     """
     if not (isinstance(share, (int, float)) and 0 < share <= 1):
         raise ValueError(f"hummed_share must be in (0, 1], got {share!r}")
