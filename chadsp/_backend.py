@@ -41,10 +41,11 @@ def _from_env() -> ModuleType:
     try:
         return _load("c")
     except ImportError as exc:
-        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        cause = exc.__cause__ or exc           # chadsp._c words the advice; the original error says why
+        reason = (str(cause).splitlines() or [type(cause).__name__])[0]
         # one line: no source line is shown for the pseudo-file "chadsp" (warn_explicit, lineno 0)
-        warnings.warn_explicit(f"chadsp: C extension unavailable, using the numba backend ({reason}); "
-                               f"set {ENV}=numba to silence this", BackendWarning, "chadsp", 0)
+        warnings.warn_explicit(f"C extension unavailable ({reason}), using the numba backend; rebuild it with "
+                               f"`pip install -e .`, or set {ENV}=numba to silence this", BackendWarning, "chadsp", 0)
         return _load("numba")
 
 

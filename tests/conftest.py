@@ -9,6 +9,20 @@ import pytest
 from hypothesis import HealthCheck, settings
 
 
+# chadsp's kernel tests run once per backend (their modules use this fixture). The numba backend is not run
+# under AddressSanitizer (CI's second pass preloads libasan for the C kernels only).
+@pytest.fixture(scope="module", params=["c", pytest.param("numba", marks=pytest.mark.skipif(
+    "asan" in os.environ.get("LD_PRELOAD", ""), reason="numba is not run under AddressSanitizer"))])
+def chadsp_backend(request):
+    import chadsp
+    try:
+        old = chadsp.set_backend(request.param)
+    except ImportError as exc:
+        pytest.skip(f"chadsp backend {request.param} unavailable: {exc}")
+    yield request.param
+    chadsp.set_backend(old)
+
+
 @pytest.fixture(scope="module")
 def one_faiss_thread():
     """FAISS on one thread for the module (tiny test indexes: one thread is faster, and the machine is

@@ -11,7 +11,7 @@ from hypothesis import given, strategies as st
 import chadsp
 import reference as ref
 
-pytestmark = pytest.mark.asan
+pytestmark = [pytest.mark.asan, pytest.mark.usefixtures("chadsp_backend")]   # C and numba
 
 TOL = 1e-4
 

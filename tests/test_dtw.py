@@ -10,7 +10,7 @@ from hypothesis import given, strategies as st
 import chadsp
 import reference as ref  # tests/reference.py (pytest puts tests/ on sys.path)
 
-pytestmark = pytest.mark.asan
+pytestmark = [pytest.mark.asan, pytest.mark.usefixtures("chadsp_backend")]   # C and numba
 
 METRICS = ["euclidean", "cosine"]
 
