@@ -20,8 +20,13 @@ def register(sub) -> None:
                        help="train the fingerprint encoder on a manifest of aligned fragment groups",
                        description="Train (or resume) the ResNet18 fingerprint encoder with NT-Xent + "
                                    "multi-similarity mining on the groups of a dataset manifest.")
-    p.add_argument("--data", required=True, help="dataset manifest (CSV/Parquet) of fragment groups")
-    p.add_argument("--out", required=True, help="checkpoint to write (rewritten atomically every epoch)")
+    p.add_argument("--data", default=None, help="dataset manifest (CSV/Parquet) of fragment groups")
+    p.add_argument("--out", required=True, help="checkpoint to write (rewritten atomically every epoch); with "
+                                                "--preset release, the folder of the whole run")
+    p.add_argument("--preset", choices=("release",), default=None,
+                   help="release: build the model chad ships, from scratch (corpus of the built-in tunes minus "
+                        "the held-out ones, varied voices, M_0 and the loop, fp16 export; budgets in steps; "
+                        "resumes when rerun; see chadml.release). Takes no --data")
     p.add_argument("--features", choices=("cqt", "crepe"), default="cqt", help="input features (%(default)s)")
     p.add_argument("--crepe-model", choices=("full", "tiny"), default="full",
                    help="the CREPE network for --features crepe (%(default)s)")
@@ -67,6 +72,18 @@ def train_config(args: argparse.Namespace):
 
 def run(args: argparse.Namespace) -> int:
     import json
+
+    from ..errors import UsageError
+    if args.preset is not None:
+        if args.data is not None:
+            raise UsageError("--preset release builds its own data: drop --data")
+        from ..release import run_release
+        summary = run_release(args.out, progress=not getattr(args, "quiet", False), device=args.device,
+                              log=lambda m: print(m, flush=True))
+        print(json.dumps({"model": summary["model"], "seconds": summary["seconds"]}))
+        return 0
+    if args.data is None:
+        raise UsageError("--data is required (or --preset release)")
 
     from ..data import Manifest
     from ..errors import UsageError

@@ -18,6 +18,7 @@ from ..errors import ChadError
 from ..features import FeatureConfig, WindowConfig
 from ..util import atomic_write_bytes
 from .encoder import Fingerprinter, ResNet18Encoder
+from .pretrained import BUILTIN, resolve_model
 
 __all__ = ["FORMAT_VERSION", "save_checkpoint", "load_checkpoint", "build_model", "load_fingerprinter", "model_id",
            "checkpoint_id"]
@@ -50,14 +51,24 @@ def save_checkpoint(path: str | os.PathLike, *, model, feature_config, window_co
 
 
 def load_checkpoint(path: str | os.PathLike, *, device=None) -> dict:
-    """Read a checkpoint written by :func:`save_checkpoint` (weights only; no pickled code is run)."""
-    path = os.fspath(path)
+    """Read a checkpoint written by :func:`save_checkpoint` (weights only; no pickled code is run).
+
+    ``path`` may be :data:`chadml.models.BUILTIN` (the shipped model). Weights stored in fp16 (the
+    release model) are returned as they are; :func:`build_model` loads them into fp32 parameters."""
+    path = resolve_model(path) if str(path) == BUILTIN else os.fspath(path)
     if not os.path.exists(path):
         raise FileNotFoundError(f"checkpoint not found: {path}")
+    if os.path.isdir(path):
+        raise ChadError(f"{path} is a folder, expected a checkpoint file (.pt)")
+    if os.path.getsize(path) == 0:
+        raise ChadError(f"cannot read checkpoint {path}: the file is empty")
     try:
         state = torch.load(path, map_location=device or "cpu", weights_only=True)
     except Exception as exc:  # noqa: BLE001 - torch raises many types for corrupt files
-        raise ChadError(f"cannot read checkpoint {path}: {exc}") from exc
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        why = ("not a torch checkpoint or a corrupt one" if "weights_only" in first or "pickle" in first.lower()
+               or "zip" in first.lower() else first)
+        raise ChadError(f"cannot read checkpoint {path}: {why}") from None
     if not isinstance(state, dict) or state.get("kind") != "chad-encoder":
         raise ChadError(f"{path} is not a chad encoder checkpoint")
     if state.get("format_version") != FORMAT_VERSION:
