@@ -36,41 +36,49 @@ _JIT = dict(cache=True, nogil=True)
 
 
 # ---------------------------------------------------------------------------------------------- helpers
-@njit(**_JIT)
-def _prepare(x, n):
-    """Centre x[0:n] in double: (qc float32, qsum of the stored values, exact centred qss, constant)."""
+@njit(fastmath=FAST, **_JIT)
+def _sums(x):
+    """(sum, sum of squares) of a 1-D array, in double (vectorised)."""
     s = 0.0
     sq = 0.0
-    for k in range(n):
+    for k in range(x.shape[0]):
         v = np.float64(x[k])
         s += v
         sq += v * v
+    return s, sq
+
+
+@njit(**_JIT)
+def _moments(x, n):
+    """(mean, centred sum of squares, constant) of x[0:n] in double; constant: variance <= ZERO_VAR_REL of
+    the mean square (such a block scores 0)."""
+    s, sq = _sums(x[:n])
     m = s / n
     ss = 0.0
     for k in range(n):
         c = np.float64(x[k]) - m
         ss += c * c
+    return m, ss, not (ss > ZERO_VAR_REL * sq)
+
+
+@njit(**_JIT)
+def _prepare(x, n):
+    """Centre x[0:n] in double: (qc float32, qsum of the stored values, exact centred qss, constant)."""
+    m, ss, constant = _moments(x, n)
     qc = np.empty(n, dtype=np.float32)
     qs = 0.0
     for k in range(n):
         qc[k] = np.float32(np.float64(x[k]) - m)
         qs += np.float64(qc[k])
-    return qc, qs, ss, not (ss > ZERO_VAR_REL * sq)
+    return qc, qs, ss, constant
 
 
-@njit(fastmath=FAST, **_JIT)
+@njit(**_JIT)
 def _row_sums(t, r0, nrows, d, rs, rq):
     """rs[r], rq[r]: sum and sum of squares of row r0 + r, in double."""
     for r in range(nrows):
-        row = t[(r0 + r) * d:(r0 + r + 1) * d]      # slices: no negative-index wrap in the inner loops
-        a = 0.0
-        b = 0.0
-        for c in range(d):
-            v = np.float64(row[c])
-            a += v
-            b += v * v
-        rs[r] = a
-        rq[r] = b
+        # slices: no negative-index wrap in the inner loops
+        rs[r], rq[r] = _sums(t[(r0 + r) * d:(r0 + r + 1) * d])
 
 
 @njit(fastmath=FAST, **_JIT)
@@ -246,18 +254,8 @@ def pearson_normalize(q, tq, d, t, tt, num, shift, qsum, out):
     lags, add/subtract of the entering and leaving rows in between (float64)."""
     n = tq * d
     nl = tt - tq + 1
-    s = 0.0
-    sq = 0.0
-    for k in range(n):
-        v = np.float64(q[k])
-        s += v
-        sq += v * v
-    m = s / n
-    qss = 0.0
-    for k in range(n):
-        c = np.float64(q[k]) - m
-        qss += c * c
-    if not (qss > ZERO_VAR_REL * sq):
+    _, qss, constant = _moments(q, n)
+    if constant:
         out[:nl] = 0.0
         return
     run = max(tq, 64)
@@ -266,13 +264,7 @@ def pearson_normalize(q, tq, d, t, tt, num, shift, qsum, out):
     wq = 0.0
     for l in range(nl):
         if l % run == 0:
-            ws = 0.0
-            wq = 0.0
-            block = t[l * d:(l + tq) * d]
-            for k in range(tq * d):
-                v = np.float64(block[k])
-                ws += v
-                wq += v * v
+            ws, wq = _sums(t[l * d:(l + tq) * d])
         else:
             leaving = t[(l - 1) * d:l * d]
             entering = t[(l + tq - 1) * d:(l + tq) * d]
