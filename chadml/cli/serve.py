@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import errno
 import os
 import sys
 
@@ -118,6 +119,14 @@ def run(args: argparse.Namespace) -> int:
     if args.host not in ("127.0.0.1", "localhost", "::1") and not token:
         print(f"chad serve: warning: listening on {args.host} without --token: anyone who reaches this port "
               "can query and download the songs", file=sys.stderr)
-    serve(service, host=args.host, port=args.port, ready=lambda url: print(
-        f"chad serve: {url}/ (the page), {url}/docs (the API); Ctrl-C stops", file=sys.stderr, flush=True))
+    try:
+        serve(service, host=args.host, port=args.port, ready=lambda url: print(
+            f"chad serve: {url}/ (the page), {url}/docs (the API); Ctrl-C stops", file=sys.stderr, flush=True))
+    except KeyboardInterrupt:      # Ctrl-C is how a server stops: not an error
+        pass
+    except OSError as exc:
+        if exc.errno in (errno.EADDRINUSE, errno.EADDRNOTAVAIL, errno.EACCES):
+            raise UsageError(f"--host/--port: cannot listen on {args.host}:{args.port}: {exc.strerror}") from None
+        raise
+    print("chad serve: stopped", file=sys.stderr)
     return 0
