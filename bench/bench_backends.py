@@ -6,7 +6,8 @@ interleaved in one process (``_timing.paired_times``: medians). In the table "ou
 is numba, so the ratio anchor/ours is numba time / C time (above 1: C is faster). numba is compiled
 (or loaded from its on-disk cache) in the untimed warm-up call. Sizes are those of bench_silence.py,
 bench_correlation.py and bench_dtw.py, except re-ranking: 1000 candidates instead of 5000 (the run
-stays under 3 minutes on 2 cores); subsequence DTW is sized like bench_qbh's f0 matching.
+stays under 3 minutes on 2 cores); subsequence DTW is sized like bench_qbh's f0 matching. Candidates
+are packed pairs (data, offsets), scored in place, as the search uses them.
 
 Run: ``python bench/run.py --only backends`` (table) or ``PYTHONPATH=$PWD python bench/bench_backends.py
 [--quick]``.
@@ -87,8 +88,8 @@ def correlation_cases(quick: bool):
     c_c, c_n = both(lambda: chadsp.xcorr(frag, sig))
     err = float(np.abs(c_c - c_n).max())
     assert err < 1e-4, f"xcorr 1-D: backends differ by {err}"
-    cases.append((f"xcorr 1-D 3 s in {len(sig) // SR} s @16 kHz (fft + normalise)", lambda frag=frag: chadsp.xcorr(frag, sig),
-                  f"max abs diff {err:.1e}"))
+    cases.append((f"xcorr 1-D 3 s in {len(sig) // SR} s @16 kHz (fft + normalise)",
+                  lambda frag=frag: chadsp.xcorr(frag, sig), f"max abs diff {err:.1e}"))
     walk = np.cumsum(rng.standard_normal(200000 if quick else 1000000))
     p_c, p_n = both(lambda: chadsp.find_peaks(walk, distance=100))
     assert np.array_equal(p_c, p_n), "find_peaks: backends disagree"
@@ -98,7 +99,8 @@ def correlation_cases(quick: bool):
     frag = t[3000:3040].copy()
     m_c, m_n = both(lambda: chadsp.xcorr_match(frag, t, rel=0.5, irrel=0.1))
     assert np.array_equal(m_c["lag"], m_n["lag"]), "xcorr_match: backends disagree"
-    cases.append(("xcorr_match 128-d 40 vs 8000 frames", lambda frag=frag, t=t: chadsp.xcorr_match(frag, t, rel=0.5, irrel=0.1),
+    cases.append(("xcorr_match 128-d 40 vs 8000 frames",
+                  lambda frag=frag, t=t: chadsp.xcorr_match(frag, t, rel=0.5, irrel=0.1),
                   f"{len(m_c)} matches, identical lags"))
     n_cand = 200 if quick else 1000
     data, offsets = packed_candidates(n_cand)
@@ -115,27 +117,32 @@ def correlation_cases(quick: bool):
     return cases
 
 
+def _packed(seqs: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """Candidates as the packed pair (data, offsets) that dtw_rerank scores in place."""
+    data = np.ascontiguousarray(np.concatenate([s.reshape(len(s), -1) for s in seqs]), dtype=np.float32)
+    return data, np.r_[0, np.cumsum([len(s) for s in seqs])].astype(np.int64)
+
+
 def dtw_cases(quick: bool):
+    from bench_correlation import packed_candidates
     rng = np.random.default_rng(2)
     cases = []
     n_cand = 400 if quick else 2000
-    q = np.cumsum(rng.standard_normal(250)).astype(np.float32)
-    cands = [np.cumsum(rng.standard_normal(n)).astype(np.float32) for n in rng.integers(250, 401, n_cand)]
-    d_c, d_n = both(lambda: chadsp.dtw_rerank(q, cands, band=25))
+    q1 = np.cumsum(rng.standard_normal(250)).astype(np.float32)
+    cands = _packed([np.cumsum(rng.standard_normal(n)).astype(np.float32) for n in rng.integers(250, 401, n_cand)])
+    d_c, d_n = both(lambda: chadsp.dtw_rerank(q1, cands, band=25))
     np.testing.assert_allclose(d_n, d_c, rtol=2e-5)
-    cases.append((f"dtw_rerank 1-D 250 vs {n_cand}x(250..400), band 25", lambda: chadsp.dtw_rerank(q, cands, band=25),
+    cases.append((f"dtw_rerank 1-D 250 vs {n_cand}x(250..400), band 25", lambda: chadsp.dtw_rerank(q1, cands, band=25),
                   f"max rel diff {float(np.max(np.abs(d_n - d_c) / d_c)):.1e}"))
     n_cand = 100 if quick else 400
     q = rng.standard_normal((250, 128)).astype(np.float32)
     q /= np.linalg.norm(q, axis=1, keepdims=True)
-    cands = [rng.standard_normal((n, 128)).astype(np.float32) for n in rng.integers(250, 401, n_cand)]
-    for c in cands:
-        c /= np.linalg.norm(c, axis=1, keepdims=True)
+    data, offsets = packed_candidates(n_cand, 250, 400, seed=3)
     for metric in ("euclidean", "cosine"):
-        d_c, d_n = both(lambda metric=metric: chadsp.dtw_rerank(q, cands, band=25, metric=metric))
+        d_c, d_n = both(lambda metric=metric: chadsp.dtw_rerank(q, (data, offsets), band=25, metric=metric))
         np.testing.assert_allclose(d_n, d_c, rtol=2e-5)
         cases.append((f"dtw_rerank 128-d {metric} 250 vs {n_cand}x(250..400), band 25",
-                      lambda metric=metric: chadsp.dtw_rerank(q, cands, band=25, metric=metric),
+                      lambda metric=metric: chadsp.dtw_rerank(q, (data, offsets), band=25, metric=metric),
                       f"max rel diff {float(np.max(np.abs(d_n - d_c) / d_c)):.1e}"))
     song = np.cumsum(rng.standard_normal(1500 if quick else 4500)).astype(np.float32)
     hum = song[1000:1250] + 0.1 * rng.standard_normal(250).astype(np.float32)

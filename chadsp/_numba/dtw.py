@@ -3,9 +3,9 @@
 The DP runs in band coordinates as in C: row i holds the cells j = i + lo + k, k = 0 .. W-1, so the
 predecessors of (i, k) are prev[k] (diagonal), prev[k + 1] (up) and cur[k - 1] (left), in two rolling
 rows of W + 1 float32 cells. Cell costs: euclidean ``sum_d (x - y)^2``, cosine ``1 - dot``, summed in
-float32 and clamped to +-COST_MAX like C (so +inf only enters as a penalty). One pair at a time: a
-candidate per prange iteration in dtw_batch (C runs 16 pairs in SIMD lanes per OpenMP task); the
-banded subsequence DTW runs 16 consecutive starts in lanes, as C does. Arguments are checked by chadsp._checks before these run.
+float32 and clamped to +-COST_MAX like C (so +inf only enters as a penalty). dtw_batch aligns one
+candidate per prange iteration (C runs 16 pairs in SIMD lanes per OpenMP task); the banded subsequence
+DTW runs 16 consecutive starts in lanes, as C does. Arguments are checked by chadsp._checks first.
 """
 from __future__ import annotations
 
