@@ -13,7 +13,7 @@ import sys
 
 import numpy as np
 import pytest
-from hypothesis import assume, given, strategies as st
+from hypothesis import assume, given, settings, strategies as st
 
 import chadsp
 
@@ -103,6 +103,10 @@ def test_numba_threads_argument_is_restored(both):
 
 
 # ------------------------------------------------------------------------------------------ agreement
+NO_DEADLINE = settings(deadline=None)   # numba compiles on its first call (cached on disk afterwards)
+
+
+@NO_DEADLINE
 @given(st.lists(st.tuples(st.integers(0, 3000), st.floats(-6, 0)), min_size=1, max_size=5),
        st.integers(0, 2**32 - 1), st.sampled_from([(2048, 512), (400, 160), (301, 7), (64, 64)]), st.floats(5, 90))
 def test_silence_backends_agree(both, spec, seed, fh, top_db):
@@ -138,6 +142,7 @@ def _best_on(curve: np.ndarray, index: int) -> bool:
     return curve[index] >= curve.max() - 1e-5
 
 
+@NO_DEADLINE
 @given(float_pair(), st.sampled_from(["direct", "fft"]))
 def test_xcorr_and_peaks_backends_agree(both, qt, method):
     q, t = qt
@@ -152,6 +157,7 @@ def test_xcorr_and_peaks_backends_agree(both, qt, method):
     np.testing.assert_allclose(m_n["score"], m_c["score"], atol=1e-5)
 
 
+@NO_DEADLINE
 @given(st.lists(float_pair(longer_query=True), min_size=1, max_size=6))
 def test_rerank_backends_agree(both, pairs):
     d = pairs[0][0].shape[1]
@@ -168,6 +174,7 @@ def test_rerank_backends_agree(both, pairs):
         assert (float(s_n[k]), int(l_n[k])) == under("numba", chadsp.max_pearson, q, t)
 
 
+@NO_DEADLINE
 @given(st.integers(1, 30), st.lists(st.integers(0, 40), max_size=8), st.sampled_from([1, 3, 128]),
        st.one_of(st.none(), st.integers(0, 6)), st.sampled_from(["euclidean", "cosine"]),
        st.integers(0, 2**32 - 1))
