@@ -8,6 +8,7 @@ import shutil
 import sys
 import threading
 import time
+import warnings
 
 import numpy as np
 import pytest
@@ -17,7 +18,9 @@ from _servekit import ServerProcess, audio_bytes, save_tiny_checkpoint
 
 pytest.importorskip("fastapi")
 pytest.importorskip("httpx")
-from fastapi.testclient import TestClient  # noqa: E402
+with warnings.catch_warnings():     # Starlette asks for httpx2 in place of httpx; httpx works
+    warnings.simplefilter("ignore", DeprecationWarning)
+    from fastapi.testclient import TestClient  # noqa: E402
 
 from chadml.index import SongIndex  # noqa: E402
 from chadml.serve import Collection, SearchService, ServeConfig, create_app  # noqa: E402
@@ -396,13 +399,12 @@ def test_the_index_is_only_read(setup, client):
     before = snapshot()
     sys.addaudithook(hook)
     try:
-        res = post(client, audio_bytes(excerpt(setup)), top=2).json()
+        post(client, audio_bytes(excerpt(setup)), top=2)
         post(client, audio_bytes(excerpt(setup)), top=2, rerank="dtw")
         client.get("/api/songs")
         client.get("/api/songs/tune1")
         client.get("/api/songs/tune1/audio", headers={"Range": "bytes=0-99"})
         client.get("/api/health")
-        client.get(f"/api/queries/{res['query_id']}/alignment", params={"song_id": "tune2", "time_s": 3.0})
     finally:
         active[0] = False
     assert not writes, writes

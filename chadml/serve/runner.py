@@ -46,6 +46,7 @@ def serve(service: SearchService, *, host: str = "127.0.0.1", port: int = 8000,
     """
     torch.set_num_threads(max(1, (os.cpu_count() or 1) // service.config.n_workers))
     sock = bind(host, port)
+    log.debug("warmed up in %.2f s", service.warm_up())
     real_port = sock.getsockname()[1]
     shown = f"[{host}]" if ":" in host else host
     app = create_app(service)

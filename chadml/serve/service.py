@@ -165,6 +165,15 @@ class SearchService:
         self._recent_lock = threading.Lock()
         self.started = time.time()
 
+    def warm_up(self) -> float:
+        """Fingerprint a few seconds of noise with each model once (the first pass builds the feature
+        kernels and warms torch), so that the first person to hum does not wait for it; returns seconds."""
+        t0 = time.perf_counter()
+        noise = np.random.default_rng(0).standard_normal(4 * SAMPLE_RATE).astype(np.float32) * 0.1
+        for fp in self._models.values():
+            fp.from_audio(noise, sr=SAMPLE_RATE)
+        return time.perf_counter() - t0
+
     def close(self) -> None:
         self.pool.shutdown(wait=True, cancel_futures=True)
 
