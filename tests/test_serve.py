@@ -19,7 +19,7 @@ from _servekit import ServerProcess, audio_bytes, save_tiny_checkpoint
 pytest.importorskip("fastapi")
 pytest.importorskip("httpx")
 with warnings.catch_warnings():     # Starlette asks for httpx2 in place of httpx; httpx works
-    warnings.simplefilter("ignore", DeprecationWarning)
+    warnings.simplefilter("ignore")
     from fastapi.testclient import TestClient  # noqa: E402
 
 from chadml.index import SongIndex  # noqa: E402
