@@ -238,3 +238,10 @@ def test_map_time_inverse_of_inverse(segments, intro):
         t = np.linspace(o0, o1, 7)[1:-1]
         np.testing.assert_allclose(map_time(al, t), np.interp(t, [o0, o1], [v0, v1]), atol=1e-9)
         np.testing.assert_allclose(inverse_map_time(al, map_time(al, t)), t, atol=1e-9)
+
+
+def test_a_long_cell_reads_back(tmp_path):
+    # a tune's notes as JSON in a song row's extra can exceed csv's default 128 KiB field limit
+    row = SongRow("s", "s-o", "original", "a.flac", 1.0, "train", extra={"tune_notes": "x" * 300_000})
+    SongTable([row]).write(tmp_path / "songs.csv")
+    assert SongTable.read(tmp_path / "songs.csv").rows[0].extra["tune_notes"] == "x" * 300_000

@@ -171,6 +171,8 @@ def _read_records(path: str, kind: str) -> tuple[list[str], list[dict[str, Any]]
             kind_seen, version = m.group(1), int(m.group(2))
         lines.pop(0)
     _check_version(path, kind_seen, version, kind)
+    # a cell may hold a long JSON list (a tune's notes): no field can be longer than the file
+    csv.field_size_limit(max(csv.field_size_limit(), min(len(text) + 1, 2 ** 31 - 1)))
     reader = csv.DictReader(lines)
     if reader.fieldnames is None:
         raise ManifestError(f"{path} is empty: expected a CSV header")
