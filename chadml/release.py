@@ -59,7 +59,7 @@ class ReleaseConfig:
     channel_p: float = 0.3                # share of queries through a phone-like channel
     test_fraction: float = 0.05           # songs kept out of training for the fragment-retrieval log
     iterations: int = 0                   # loop iterations after M_0 (mining the covers)
-    epochs0: int = 60
+    epochs0: int = 40
     epochs: int = 20
     steps_per_epoch: int = 100
     batch_size: int = 32
