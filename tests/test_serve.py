@@ -54,6 +54,13 @@ def make_client(ix, **cfg):
     return TestClient(create_app(svc), raise_server_exceptions=False), svc
 
 
+def client_on_copy(setup, tmp_path, **cfg):
+    """A copy of the index (for tests that change or remove it) and a client over the copy."""
+    ix = tmp_path / "ix"
+    shutil.copytree(setup["ix"], ix)
+    return (ix, *make_client(ix, **cfg))
+
+
 @pytest.fixture(scope="module")
 def client(setup):
     c, svc = make_client(setup["ix"])
@@ -176,15 +183,13 @@ def test_song_audio_with_range_requests(setup, client, tmp_path):
     assert client.get("/api/songs/tune1/audio", headers={"Range": f"bytes={len(data) + 5}-"}).status_code == 416
     assert_error(client.get("/api/songs/nope/audio"), 404, "no song 'nope'")
     # a song the index records no file for, and one whose file went away
-    ix = tmp_path / "ix"
-    shutil.copytree(setup["ix"], ix)
+    ix, c, svc = client_on_copy(setup, tmp_path)
     idx = SongIndex.open(ix)
     idx.add_fingerprints("nofile", setup["fp"].from_audio(setup["audio"]["tune0"][:5 * SR])[0], {"title": "No file"})
     moved = tmp_path / "gone.flac"
     shutil.copy(setup["root"] / "songs" / "tune0.flac", moved)
     idx.add_songs([("gone", str(moved), "Gone")], setup["fp"], progress_bar=False)
     moved.unlink()
-    c, svc = make_client(ix)
     try:
         assert_error(c.get("/api/songs/nofile/audio"), 404, "records no file")
         assert_error(c.get("/api/songs/gone/audio"), 404, "gone.flac is missing")
@@ -302,9 +307,7 @@ def test_concurrent_queries_run_side_by_side(setup):
 def test_songs_added_while_serving_are_found_without_restart(setup, tmp_path, capsys):
     import soundfile as sf
     from chadml.cli import main
-    ix = tmp_path / "ix"
-    shutil.copytree(setup["ix"], ix)
-    c, svc = make_client(ix)
+    ix, c, svc = client_on_copy(setup, tmp_path)
     try:
         new = melody(np.random.default_rng(11), 12.0)
         q = audio_bytes(new[2 * SR:9 * SR])
@@ -328,9 +331,7 @@ def test_songs_added_while_serving_are_found_without_restart(setup, tmp_path, ca
 def test_missing_index_is_a_404_and_a_usage_error(setup, tmp_path, capsys):
     from chadml.cli import main
     from chadml.errors import UsageError
-    ix = tmp_path / "ix"
-    shutil.copytree(setup["ix"], ix)
-    c, svc = make_client(ix)
+    ix, c, svc = client_on_copy(setup, tmp_path)
     try:
         assert post(c, audio_bytes(excerpt(setup)), top=1).status_code == 200
         shutil.rmtree(ix)
@@ -353,6 +354,22 @@ def test_missing_index_is_a_404_and_a_usage_error(setup, tmp_path, capsys):
     assert "--long-index: no --index named 'zz'" in capsys.readouterr().err
     assert main(["serve", "--index", setup["ix"], "--workers", "0"]) == 2
     assert "--workers must be >= 1" in capsys.readouterr().err
+    assert main(["serve", "--index", setup["ix"], "--rerank", "dtw-f0"]) == 2
+    assert "rerank dtw-f0 needs an F0 index" in capsys.readouterr().err
+
+
+def test_several_indexes(setup):
+    svc = SearchService([Collection("a", setup["ix"]), Collection("b", setup["ix"])], ServeConfig(workers=1))
+    c = TestClient(create_app(svc))
+    try:
+        h = c.get("/api/health").json()
+        assert [i["name"] for i in h["indexes"]] == ["a", "b"] and h["default_index"] == "a"
+        r = post(c, audio_bytes(excerpt(setup)), top=1, index="b").json()
+        assert r["index"] == "b" and r["matches"][0]["audio_url"] == "/api/songs/tune2/audio?index=b"
+        assert post(c, audio_bytes(excerpt(setup)), top=1).json()["index"] == "a"
+        assert c.get("/api/songs", params={"index": "b"}).json()["index"] == "b"
+    finally:
+        svc.close()
 
 
 def test_fused_index_pair(setup, tmp_path):

@@ -141,4 +141,9 @@ def test_hum_into_the_page_and_get_the_song(hummed, browser):
         if os.environ.get("CHAD_SCREENSHOT"):
             time.sleep(0.5)
             browser.save_screenshot(os.environ["CHAD_SCREENSHOT"])
+        # the API's docs page, drawn from /openapi.json in the page
+        browser.get(f"{srv.url}/docs")
+        wait.until(lambda d: len(d.find_elements(By.CSS_SELECTOR, "section.op")) >= 6)
+        paths = [e.text for e in browser.find_elements(By.CSS_SELECTOR, "section.op .path")]
+        assert "/api/query" in paths and "/api/songs/{song_id}/audio" in paths
     assert "Traceback" not in srv.log, srv.log

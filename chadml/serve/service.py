@@ -153,6 +153,9 @@ class SearchService:
             for d in (c.dir, c.long_dir):
                 if d is not None and not _present(d):
                     raise UsageError(f"no index at {d} (build one with `chad index build`)")
+            if self.config.rerank not in self.rerankers(c):
+                raise UsageError(f"rerank dtw-f0 needs an F0 index at {c.f0_dir} (`chad f0-index build`); "
+                                 f"index {c.name!r} has none")
             self._catalog[c.name] = SongIndex.open(c.dir)
             for which, d in (("short", c.dir), ("long", c.long_dir)):
                 if d is not None:     # load each model once, here: a missing checkpoint shows at start
