@@ -25,14 +25,19 @@ __all__ = ["AUDIO_EXTENSIONS", "find_audio_files", "song_items", "fingerprinter_
 
 log = logging.getLogger(__name__)
 
-AUDIO_EXTENSIONS = (".wav", ".flac", ".mp3", ".ogg", ".oga", ".opus", ".m4a", ".aiff", ".aif", ".au")
+#: the extensions of the audio files a folder's songs or queries are taken from: the formats soundfile
+#: (libsndfile >= 1.1) reads; not .m4a/AAC, which it cannot read (tests/test_cli_edges.py reads each one)
+AUDIO_EXTENSIONS = (".wav", ".flac", ".mp3", ".ogg", ".oga", ".opus", ".aiff", ".aif", ".au")
 
 
 def find_audio_files(directory: str | os.PathLike) -> list[str]:
-    """Audio files under ``directory`` (recursive, sorted)."""
+    """Audio files under ``directory`` (recursive, sorted); hidden files and folders (a leading dot, such
+    as macOS's ``._x.flac`` AppleDouble files) and ``__MACOSX`` folders are not audio."""
     out = []
-    for root, _, files in os.walk(os.fspath(directory)):
-        out += [os.path.join(root, f) for f in files if f.lower().endswith(AUDIO_EXTENSIONS)]
+    for root, dirs, files in os.walk(os.fspath(directory)):
+        dirs[:] = [d for d in dirs if not d.startswith(".") and d != "__MACOSX"]
+        out += [os.path.join(root, f) for f in files
+                if not f.startswith(".") and f.lower().endswith(AUDIO_EXTENSIONS)]
     return sorted(out)
 
 
