@@ -268,15 +268,18 @@ class SearchService:
                       if isinstance(v, (int, float, str, bool, np.number))}
         return {
             "query_id": qid, "index": c.name, "rerank": rerank, "duration_s": len(y) / SAMPLE_RATE,
-            "generation": self._generation(c),
+            "generation": self._searched(searcher, timing).index.generation,
             "matches": [{**{k: _finite(v) for k, v in m.to_dict().items()},
                          "audio_url": audio_url(m.song_id, c.name)} for m in matches],
             "timing": out_timing,
         }
 
-    def _generation(self, c: Collection) -> int:
-        with self._catalog_lock:
-            return self._index(c).generation
+    @staticmethod
+    def _searched(searcher, timing: dict) -> Searcher:
+        """The :class:`Searcher` that answered the last query (of a FusedSearcher: the one it chose)."""
+        if isinstance(searcher, FusedSearcher):
+            return searcher.long if timing.get("model") == "long" else searcher.short
+        return searcher
 
     def alignment(self, query_id: str, song_id: str, time_s: float, *, index: str | None = None) -> dict:
         """The picture of a match of a recent query: the pitch contours of the query and of the song over
