@@ -24,7 +24,8 @@ Example
 """
 from __future__ import annotations
 
-from .build import CORPUS_FORMAT_VERSION, CorpusPaths, build_corpus
+from .build import (CORPUS_FORMAT_VERSION, CorpusPaths, build_corpus, derived_rng, original_notes, phrase_starts,
+                    plan_song, song_slug)
 from .plans import (Performance, Segment, Song, cover_alignment, make_song, pitch_centre, plan_cover, plan_original,
                     score_map, sing)
 from .truth import same_music_beats, same_music_times
@@ -40,4 +41,5 @@ __all__ = ["COLLECTIONS", "RESERVED", "Tune", "load_tunes", "default_cache_dir",
            "CORPUS_FORMAT_VERSION", "TUNE_CACHE_VERSION", "MIN_NOTES", "MIN_BEATS", "check_collections", "HOP",
            "VOWEL_NAMES", "hum", "Performance", "Segment", "Song", "make_song", "sing", "plan_original",
            "plan_cover", "cover_alignment", "score_map", "pitch_centre", "HUM_STYLES", "WHISTLE_SHIFT", "hummer_voice",
-           "phone_channel", "room_and_noise", "amateur_notes", "held_out", "HELD_OUT_MODULUS"]
+           "phone_channel", "room_and_noise", "amateur_notes", "held_out", "HELD_OUT_MODULUS", "plan_song",
+           "original_notes", "derived_rng", "song_slug", "phrase_starts"]

@@ -30,7 +30,8 @@ from .plans import cover_alignment, make_song, pitch_centre, plan_cover, plan_or
 from .tunes import COLLECTIONS, Tune, check_collections, load_tunes, tune_notes_json
 from .voice import HUM_STYLES, Notes, Singer, hum, render
 
-__all__ = ["CorpusPaths", "build_corpus", "CORPUS_FORMAT_VERSION"]
+__all__ = ["CorpusPaths", "build_corpus", "CORPUS_FORMAT_VERSION", "plan_song", "original_notes", "derived_rng",
+           "song_slug", "phrase_starts"]
 
 log = logging.getLogger(__name__)
 
@@ -55,7 +56,7 @@ class CorpusPaths:
     hummings: str      # Manifest CSV: groups of one original fragment and its hummings
 
 
-def _slug(s: str) -> str:
+def song_slug(s: str) -> str:
     return re.sub(r"[^A-Za-z0-9]+", "-", s).strip("-")
 
 
@@ -64,12 +65,38 @@ def _rng(seed: int, *keys) -> np.random.Generator:
     return np.random.default_rng(np.random.SeedSequence(words))
 
 
-def _phrase_starts(notes: Notes) -> np.ndarray:
+def phrase_starts(notes: Notes) -> np.ndarray:
     """Onsets of notes sung after a silence (phrase starts)."""
     sung = ~np.isnan(notes.pitch) & (notes.sound_end > notes.onset)
     on, se = notes.onset[sung], notes.sound_end[sung]
     gap_before = np.concatenate([[np.inf], on[1:] - se[:-1]])
     return on[gap_before > 0.2]
+
+
+def plan_song(tune: Tune, song_id: str, seed: int, song_seconds: tuple[float, float]):
+    """The song and its original performance as :func:`build_corpus` plans them (deterministic from the
+    seed): ``(song, seconds per beat, singer, key shift, original plan)``."""
+    rng = _rng(seed, song_id, "plan")
+    spb = 60.0 / (tune.bpm * rng.uniform(0.9, 1.1))
+    pass_s = tune.length_beats * spb
+    target = rng.uniform(*song_seconds)
+    n_passes = int(np.clip(round(target / pass_s), 1, 12))
+    song = make_song(tune, song_id, n_passes, max_beats=song_seconds[1] / spb)
+    singer = Singer.random(_rng(seed, song_id, "singer", 0))
+    key0 = round(singer.centre - pitch_centre(song))
+    return song, spb, singer, key0, plan_original(song, spb, key0, rng)
+
+
+def original_notes(tune: Tune, song_id: str, seed: int, song_seconds: tuple[float, float] = (40.0, 70.0)):
+    """The note events of a song's original recording as :func:`build_corpus` renders them (same plan, same
+    seeds), and its length in seconds: ``(Notes, total)``. For other renderings of the same performance."""
+    song, _spb, _singer, _key0, orig = plan_song(tune, song_id, seed, tuple(song_seconds))
+    return sing(song, orig, _rng(seed, f"{song_id}-o", "perform")), orig.total
+
+
+def derived_rng(seed: int, *keys) -> np.random.Generator:
+    """The corpus's random stream for ``keys`` (a deterministic function of the seed and the keys)."""
+    return _rng(seed, *keys)
 
 
 @dataclass
@@ -95,16 +122,8 @@ def _plan_and_render(job: _SongJob) -> tuple[list[SongRow], list[FragmentRow], f
     """Plan one song (deterministic from the seed) and render the files that do not exist yet.
 
     Returns (song rows, fragment rows, seconds of audio rendered, seconds spent rendering)."""
-    rng = _rng(job.seed, job.song_id, "plan")
     tune = job.tune
-    spb = 60.0 / (tune.bpm * rng.uniform(0.9, 1.1))
-    pass_s = tune.length_beats * spb
-    target = rng.uniform(*job.song_seconds)
-    n_passes = int(np.clip(round(target / pass_s), 1, 12))
-    song = make_song(tune, job.song_id, n_passes, max_beats=job.song_seconds[1] / spb)
-    singer = Singer.random(_rng(job.seed, job.song_id, "singer", 0))
-    key0 = round(singer.centre - pitch_centre(song))
-    orig = plan_original(song, spb, key0, rng)
+    song, spb, singer, key0, orig = plan_song(tune, job.song_id, job.seed, job.song_seconds)
     perfs = [("original", f"{job.song_id}-o", orig, singer, {"key_shift": key0, "tempo_ratio": 1.0})]
     for j in range(job.n_covers):
         crng = _rng(job.seed, job.song_id, "cover", j)
@@ -140,7 +159,7 @@ def _plan_and_render(job: _SongJob) -> tuple[list[SongRow], list[FragmentRow], f
     # hummings: fragments of the original starting at phrase starts
     frag_rows = []
     hrng = _rng(job.seed, job.song_id, "hummings")
-    starts = _phrase_starts(orig_notes)
+    starts = phrase_starts(orig_notes)
     last_sound = float(np.max(orig_notes.sound_end[~np.isnan(orig_notes.pitch)]))
     hrng.shuffle(starts)
     taken: list[tuple[float, float]] = []
@@ -260,7 +279,7 @@ def build_corpus(out_dir: str | os.PathLike, *, n_songs: int = 100, n_covers: in
     t_tunes = time.perf_counter() - t0
     if len(tunes) < n_songs:
         log.warning("only %d usable tunes in %s (asked %d songs)", len(tunes), collections, n_songs)
-    ids = [_slug(t.id) for t in tunes]
+    ids = [song_slug(t.id) for t in tunes]
     perm = _rng(seed, "split").permutation(len(tunes))
     n_test = int(round(test_fraction * len(tunes)))
     if test_fraction > 0 and n_test == 0 and len(tunes) >= 2:
