@@ -77,6 +77,14 @@ def _canon(v) -> str:
     return json.dumps(v, sort_keys=True, default=str)
 
 
+def _model_ref(model_path) -> str:
+    """How the catalog records a model: an absolute path, or a name such as ``builtin:chad-qbh`` as it is."""
+    if not model_path:
+        return ""
+    ref = os.fspath(model_path)
+    return ref if ref.startswith("builtin:") else os.path.abspath(ref)
+
+
 def new_meta(*, model_id: str, model_path, feature_config, window_config, dim: int, dtype: str, kind: str,
              store_file: str, version: str) -> dict:
     """The meta of a new, empty index (generation 0); ``window_config`` must have ``step_s``."""
@@ -88,7 +96,7 @@ def new_meta(*, model_id: str, model_path, feature_config, window_config, dim: i
         raise ValueError(f"window_config must have step_s (the fingerprint step in seconds), got {wc}")
     return {
         "format_version": FORMAT_VERSION, "chad_version": version, "created": time.time(),
-        "model_id": str(model_id), "model_path": os.path.abspath(os.fspath(model_path)) if model_path else "",
+        "model_id": str(model_id), "model_path": _model_ref(model_path),
         "feature_config": fc, "window_config": wc, "dim": dim, "dtype": dtype,
         "kind": kind, "faiss": {}, "generation": 0, "faiss_file": "",
         "store_file": store_file, "store_rows": 0, "dead_rows": 0, "previous_files": [],

@@ -36,7 +36,7 @@ import numpy as np
 from ..config import SAMPLE_RATE, SILENCE_PEAK, check_top
 from ..errors import ChadError
 from ..index import SongIndex, fingerprinter_id
-from ..models import checkpoint_id, load_fingerprinter
+from ..models import checkpoint_id, is_builtin, load_fingerprinter
 from ..separation import get_separator
 from ..util import map_threads
 from .base import RERANKERS, Match, load_query_audio
@@ -124,7 +124,7 @@ class Searcher:
             if not path:
                 raise ChadError(f"index {self.index.dir} records no model checkpoint: give Searcher(..., "
                                 "fingerprinter=...) (a Fingerprinter or a checkpoint path)")
-            if not os.path.exists(path):
+            if not is_builtin(path) and not os.path.exists(path):
                 raise FileNotFoundError(f"the model checkpoint recorded by index {self.index.dir} is missing: "
                                         f"{path} (give fingerprinter=... with the checkpoint's new path)")
             self._fingerprinter = self._load_fingerprinter(path)
