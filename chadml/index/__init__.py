@@ -3,7 +3,7 @@
 The directory layout and the write protocol are described in :mod:`chadml.index.song_index`; the parts
 are :mod:`.catalog` (the SQLite catalog), :mod:`.store` (the memory-mapped fingerprint rows),
 :mod:`.ann` (FAISS) and :mod:`.ingest` (song sources and their fingerprinting), composed by
-:class:`SongIndex`.
+:class:`SongIndex`; :mod:`.build` builds an index in resumable steps (:func:`build_songs`).
 
 Example
 -------
@@ -20,11 +20,12 @@ Example
 from __future__ import annotations
 
 from .ann import FLAT_MAX, KINDS
+from .build import build_songs
 from .catalog import CATALOG, FORMAT_VERSION, IndexCorruptError, IndexMismatchError, SongInfo
 from .ingest import AUDIO_EXTENSIONS, find_audio_files, fingerprinter_id, song_items
-from .song_index import LOCK, SongIndex
+from .song_index import BUILDING, LOCK, SongIndex
 
 __all__ = ["SongIndex", "SongInfo", "IndexMismatchError", "IndexCorruptError", "fingerprinter_id",
-           "FORMAT_VERSION", "KINDS", "find_audio_files", "song_items",
+           "FORMAT_VERSION", "KINDS", "find_audio_files", "song_items", "build_songs",
            # the layout's constants, as before the split
-           "AUDIO_EXTENSIONS", "CATALOG", "FLAT_MAX", "LOCK"]
+           "AUDIO_EXTENSIONS", "CATALOG", "FLAT_MAX", "LOCK", "BUILDING"]

@@ -17,8 +17,8 @@ from ..util import atomic_path, progress
 from .catalog import SongInfo
 from .store import live_rows, sample_rows
 
-__all__ = ["KINDS", "IVF_KINDS", "FLAT_MAX", "choose_params", "new_index", "set_search_params", "read_index",
-           "write_index", "search", "next_index"]
+__all__ = ["KINDS", "IVF_KINDS", "FLAT_MAX", "choose_params", "target_params", "new_index", "set_search_params",
+           "read_index", "write_index", "search", "next_index"]
 
 KINDS = ("auto", "flat", "ivf", "ivfsq", "ivfpq", "hnsw")
 IVF_KINDS = ("ivf", "ivfsq", "ivfpq")
@@ -53,6 +53,20 @@ def choose_params(kind: str, n: int, dim: int) -> dict:
         m = next(m for m in (32, 16, 8, 4, 2, 1) if dim % m == 0)
         p.update(m=m, nbits=8)
     return p
+
+
+def target_params(kind: str, n: int, dim: int) -> dict:
+    """The parameters of a FAISS index built from scratch over ``n`` vectors: :func:`choose_params`, or
+    flat where an IVF kind would have fewer vectors than lists (what one add of ``n`` vectors to an empty
+    index makes; :meth:`chadml.index.SongIndex.rebuild_ann` compares an index built step by step to it).
+
+    >>> target_params("ivf", 100, 128), target_params("flat", 100, 128)
+    ({'kind': 'flat'}, {'kind': 'flat'})
+    """
+    params = choose_params(kind, n, dim)
+    if params["kind"] in IVF_KINDS and n < params["nlist"]:
+        return {"kind": "flat"}
+    return params
 
 
 def new_index(params: dict, dim: int, train_rows: np.ndarray | None):
@@ -138,13 +152,10 @@ def next_index(current, params: dict, kind: str, dim: int, store: np.ndarray, re
                    and n_after > 4 * int(params.get("trained_on", 0)))
                or (removed and params.get("kind") == "hnsw"))     # HNSW cannot remove
     if rebuild:
-        params = want
+        params = target_params(kind, n_after, dim)
         train = None
         if params["kind"] in IVF_KINDS:
-            if n_after < params["nlist"]:
-                params = {"kind": "flat"}
-            else:
-                train = sample_rows(store, live_after, max(40 * params["nlist"], 20000))
+            train = sample_rows(store, live_after, max(40 * params["nlist"], 20000))
         fidx = new_index(params, dim, train)
         songs = live_after
     else:

@@ -9,6 +9,11 @@ An index is a directory::
       store-<s>.f32|.f16     the fingerprints of every song, row after row (raw, memory-mapped)
       faiss-<g>.index        the FAISS index of generation g; its ids are store rows
       write.lock             held (flock) by the one writer at a time
+      starts-<g>.json        where the songs of generation g start in their recordings (the silence
+                             trimmed at ingest; absent: all at 0 s): :mod:`chadml.index.starts`
+      building.json          only while a build (``chad index build``) is unfinished: what it was
+                             building (songs, model); it is removed when the build has added every song
+
 
 Every write makes a new generation: new rows are appended past the committed end of the store (and
 fsync'ed), the new FAISS index is written to a fresh file, and then one SQLite transaction inserts the
@@ -23,6 +28,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import json
 import os
 import shutil
 import tempfile
@@ -37,12 +43,14 @@ from ..util import progress
 from . import ann
 from .catalog import CATALOG, Catalog, IndexCorruptError, SongInfo, check_compatible, describe, new_meta
 from .ingest import checked_items, fingerprint_items, fingerprinter_id
+from .starts import read_starts, remove_old_starts, write_starts
 from .store import (StoreView, append_songs, check_fps, next_store_file, open_rows, store_file_name, truncate,
                     write_compacted)
 
-__all__ = ["SongIndex", "LOCK"]
+__all__ = ["SongIndex", "LOCK", "BUILDING"]
 
 LOCK = "write.lock"
+BUILDING = "building.json"
 
 # Called as _crash_hook(stage) at the stages of a write ("appended", "faiss_written", "committed"):
 # the atomicity tests kill the process there. None in normal use.
@@ -58,9 +66,10 @@ def _fsync_dir(d: str) -> None:
             os.close(fd)
 
 
-def _create_directory(directory: str, meta: dict) -> None:
-    """Make the index directory of a new index with ``meta`` (the catalog, an empty store, the lock file),
-    all at once: it is built in a temporary folder beside it and renamed into place."""
+def _create_directory(directory: str, meta: dict, building: dict | None = None) -> None:
+    """Make the index directory of a new index with ``meta`` (the catalog, an empty store, the lock file,
+    and :data:`BUILDING` holding ``building`` when given), all at once: it is built in a temporary folder
+    beside it and renamed into place."""
     if os.path.exists(directory) and (not os.path.isdir(directory) or os.listdir(directory)):
         raise FileExistsError(f"cannot create an index at {directory}: it exists and is not an empty "
                               "directory (open it with SongIndex.open, or choose another path)")
@@ -71,6 +80,11 @@ def _create_directory(directory: str, meta: dict) -> None:
         Catalog.create(tmp, meta)
         open(os.path.join(tmp, meta["store_file"]), "wb").close()
         open(os.path.join(tmp, LOCK), "wb").close()
+        if building is not None:
+            with open(os.path.join(tmp, BUILDING), "w", encoding="utf-8") as f:
+                json.dump(building, f, indent=1)
+                f.flush()
+                os.fsync(f.fileno())
         if os.path.isdir(directory):
             os.rmdir(directory)
         os.rename(tmp, directory)
@@ -103,12 +117,14 @@ class SongIndex:
         self._catalog = Catalog(self.dir)
         self._faiss_index = self._faiss_file = None
         self._store = self._store_key = self._store_w = None
+        self._pending_starts: dict[str, float] = {}
         self._load()
 
     @classmethod
     def create(cls, directory: str | os.PathLike, *, fingerprinter=None, model_id: str | None = None,
                feature_config=None, window_config=None, dim: int = 128, kind: str = "auto",
-               dtype: str = "float32", model_path: str | os.PathLike | None = None) -> "SongIndex":
+               dtype: str = "float32", model_path: str | os.PathLike | None = None,
+               building: dict | None = None) -> "SongIndex":
         """Create an empty index at ``directory`` (which must not exist or be empty).
 
         Give either ``fingerprinter`` (its model id and configs are recorded) or ``model_id`` with
@@ -117,6 +133,8 @@ class SongIndex:
         8-bit scalar quantisation above), "flat", "ivf" (IVF-Flat), "ivfsq", "ivfpq" or "hnsw".
         ``dtype``: the store's "float32" or "float16".
         ``model_path``: a checkpoint recorded so that a :class:`chadml.search.Searcher` can load it.
+        ``building``: the new index is an unfinished build of these songs (a JSON-ready dict, e.g. the
+        song source and model: :attr:`unfinished_build`) until :meth:`finish_build`.
 
         Example
         -------
@@ -136,7 +154,7 @@ class SongIndex:
                         window_config=window_config, dim=dim, dtype=dtype, kind=kind,
                         store_file=store_file_name(0, dtype), version=__version__)
         directory = os.path.abspath(os.fspath(directory))
-        _create_directory(directory, meta)
+        _create_directory(directory, meta, building)
         return cls(directory)
 
     @classmethod
@@ -168,9 +186,13 @@ class SongIndex:
             try:
                 self._apply(st)
                 return
-            except FileNotFoundError:
+            except FileNotFoundError as exc:
                 if attempt == 9:
-                    raise
+                    name = os.path.basename(exc.filename or str(exc))
+                    what = "FAISS index" if name.startswith("faiss-") else "fingerprint store"
+                    raise IndexCorruptError(
+                        f"index {self.dir} is corrupt: its {what} file {name} (generation {st['generation']}) "
+                        "is missing; build the index again (`chad index build` into a new --out)") from None
                 time.sleep(0.05)    # a writer replaced the generation's files between our reads: reread
 
     def _apply(self, st: dict) -> None:
@@ -179,8 +201,14 @@ class SongIndex:
             path = os.path.join(self.dir, faiss_file)
             if faiss_file != self._faiss_file or self._faiss_index is None:
                 if not os.path.exists(path):
-                    raise FileNotFoundError(path)
-                fidx = ann.read_index(path)
+                    raise FileNotFoundError(2, "No such file", path)
+                try:
+                    fidx = ann.read_index(path)
+                except RuntimeError as exc:      # FAISS cannot read it (truncated, overwritten)
+                    raise IndexCorruptError(
+                        f"index {self.dir} is corrupt: its FAISS index file {faiss_file} cannot be read "
+                        f"({(str(exc).strip().splitlines() or ['?'])[-1][:120]}); build the index again "
+                        "(`chad index build` into a new --out)") from None
             else:
                 fidx = self._faiss_index
         key = (st["store_file"], int(st["store_rows"]))
@@ -192,6 +220,8 @@ class SongIndex:
         self._store, self._store_key = store, key
         self._view = StoreView(store, st["dtype"], self._songs)
         self._pos = {s.song_id: i for i, s in enumerate(self._songs)}
+        self._starts = read_starts(self.dir, int(st["generation"]))
+        self._start_arr = np.array([self._starts.get(s.song_id, 0.0) for s in self._songs], np.float64)
         if self._faiss_index is not None:
             ann.set_search_params(self._faiss_index, self._meta["faiss"])
 
@@ -239,13 +269,57 @@ class SongIndex:
         except KeyError:
             raise KeyError(f"song {song_id!r} is not in index {self.dir}") from None
 
+    def starts(self, positions=None) -> np.ndarray:
+        """Where the fingerprints of the songs at catalog ``positions`` (default: all) start in their
+        recordings, in seconds (the silence trimmed at ingest; 0 for songs added untrimmed): a song's
+        fingerprint ``i`` is at ``start + i * step_s`` in the original recording (:mod:`.starts`)."""
+        return self._start_arr.copy() if positions is None else self._start_arr[np.asarray(positions, np.int64)]
+
     def fingerprints(self, song_id: str) -> np.ndarray:
         """The fingerprints of one song as float32 ``(n, dim)`` (a view of the store when it is float32)."""
         return self._view.block(self.song(song_id))
 
     def info(self) -> dict:
-        """Counts, sizes, model and configs, as a JSON-ready dict."""
-        return describe(self.dir, self._meta, self._songs)
+        """Counts, sizes, model and configs, as a JSON-ready dict (``unfinished_build``: see
+        :attr:`unfinished_build`)."""
+        return {**describe(self.dir, self._meta, self._songs), "unfinished_build": self.unfinished_build}
+
+    # ---- a build in steps -----------------------------------------------------------------------
+
+    @property
+    def unfinished_build(self) -> dict | None:
+        """What an unfinished build of this index was building (the ``building`` given to :meth:`create`),
+        or None when the index is not one (the build finished, or it was made otherwise). A build killed
+        midway leaves its index unfinished, holding the songs its steps committed
+        (:func:`chadml.index.build_songs` resumes it)."""
+        path = os.path.join(self.dir, BUILDING)
+        try:
+            with open(path, encoding="utf-8") as f:
+                d = json.load(f)
+        except FileNotFoundError:
+            return None
+        except (OSError, ValueError):
+            return {}
+        return d if isinstance(d, dict) else {}
+
+    def finish_build(self) -> None:
+        """Mark the build of this index finished (:attr:`unfinished_build` becomes None)."""
+        with contextlib.suppress(FileNotFoundError):
+            os.remove(os.path.join(self.dir, BUILDING))
+        _fsync_dir(self.dir)
+
+    def rebuild_ann(self) -> bool:
+        """Rebuild the FAISS index from every song where its parameters differ from those of an index
+        built in one add of them all (:func:`chadml.index.ann.target_params`: an IVF index trained on an
+        early part of a build made in steps); True if it was rebuilt (a new generation)."""
+        with self._writer() as st:
+            n = sum(s.n_fingerprints for s in st["songs"])
+            if not st["songs"] or ann.target_params(st["kind"], n, int(st["dim"])) == st["faiss"]:
+                return False
+            self._store_w = self._store
+            fidx, params = self._next_faiss(st, [], [], st["songs"], rebuild=True)
+            self._commit(st, fidx, params)
+        return True
 
     # ---- the re-ranker's view --------------------------------------------------------------------
 
@@ -310,6 +384,7 @@ class SongIndex:
             yield st
         finally:
             self._store_w = None
+            self._pending_starts = {}
             fcntl.flock(lock.fileno(), fcntl.LOCK_UN)
             lock.close()
 
@@ -325,12 +400,16 @@ class SongIndex:
         ann.write_index(new_faiss, os.path.join(self.dir, faiss_file))
         if _crash_hook:
             _crash_hook("faiss_written")
+        gone = set(changes.get("removed") or ())
+        write_starts(self.dir, int(st["generation"]) + 1,
+                     {**{k: v for k, v in self._starts.items() if k not in gone}, **self._pending_starts})
         previous = self._catalog.commit(st, faiss_file=faiss_file, faiss_params=faiss_params, **changes)
         if _crash_hook:
             _crash_hook("committed")
         self._faiss_index, self._faiss_file = new_faiss, faiss_file   # keep it instead of reading it back
         # files of generations before the previous one are no longer read by anyone who reads the catalog
         _remove_stale_files(self.dir, {faiss_file, changes.get("store_file") or st["store_file"], *previous})
+        remove_old_starts(self.dir, int(st["generation"]) + 1)
         self._load()
 
     def add_fingerprint_items(self, items: Iterable[tuple[str, np.ndarray, dict | None]], *,
@@ -339,7 +418,8 @@ class SongIndex:
         """Add many songs' fingerprints in one atomic write: all of them are added or none.
 
         ``items``: ``(song_id, fps (n, dim), meta)`` with optional meta keys ``title``, ``path``,
-        ``duration`` (seconds; default: from the fingerprint count and the window config). Items are
+        ``duration`` (seconds; default: from the fingerprint count and the window config), ``start``
+        (seconds of the recording before the first fingerprint's window: silence trimmed; default 0). Items are
         consumed lazily (the fingerprints are streamed to the store), so a generator of a large
         collection does not need to fit in memory. ``on_exists``: "error" (ValueError naming the ids),
         "skip" or "replace". Returns the ids added.
@@ -352,7 +432,7 @@ class SongIndex:
             items = progress(items, total=total, desc="adding songs", unit="song", disable=not progress_bar or None)
             checked = checked_items(items, dim=int(st["dim"]), window_config=st["window_config"],
                                     existing=existing, on_exists=on_exists, where=self.dir)
-            new, rows = append_songs(path, st["dtype"], checked, int(st["store_rows"]))
+            new, rows = append_songs(path, st["dtype"], self._record_starts(checked), int(st["store_rows"]))
             if not new:
                 return []
             if _crash_hook:
@@ -366,6 +446,12 @@ class SongIndex:
             fidx, params = self._next_faiss(st, gone, new, live_after)
             self._commit(st, fidx, params, new_songs=new, removed=replaced, store_rows=rows, dead_rows=dead)
         return [s.song_id for s in new]
+
+    def _record_starts(self, items):
+        """Pass the checked items on, keeping each song's ``start`` (seconds trimmed at ingest) for the commit."""
+        for song_id, fps, meta in items:
+            self._pending_starts[song_id] = float(meta.get("start", 0.0))
+            yield song_id, fps, meta
 
     def add_fingerprints(self, song_id: str, fps: np.ndarray, meta: dict | None = None, *,
                          on_exists: str = "error") -> None:
