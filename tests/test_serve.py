@@ -451,7 +451,7 @@ def test_chad_serve_command(setup):
             assert h.get("/api/songs").status_code == 401
             r = h.post("/api/query", files={"audio": ("q.wav", audio_bytes(excerpt(setup, "tune0", 5.0, 11.0)))},
                        data={"top": "2"}, headers={"Authorization": "Bearer tok"})
-            assert r.status_code == 200 and r.json()["matches"][0]["song_id"] == "tune0"
+            assert r.status_code == 200 and r.json()["matches"][0]["song_id"] == "tune0", r.text + srv.log
             assert "app;dur=" in r.headers["server-timing"]
         assert srv.wait_log(r"POST /api/query 200 [\d.]+ ms \(query 6\.0 s; "), srv.log
         assert "GET /api/songs 401" in srv.log

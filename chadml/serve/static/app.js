@@ -184,7 +184,9 @@ async function search(blob, name) {
     const res = await api("/api/query", { method: "POST", body: form });
     state.result = res;
     showResults(res);
-    setStatus(res.matches.length ? "" : "No song matches (is the index empty?).");
+    const unsure = res.matches.length && res.matches.every((m) => m.confident === false && typeof m.confidence === "number");
+    setStatus(!res.matches.length ? "No song matches (is the index empty?)."
+      : unsure ? "Not sure: no song stands out. Hum a longer or clearer part to be sure." : "");
   } catch (e) {
     setStatus(e.message, true);
   } finally {
@@ -215,6 +217,7 @@ function showResults(res) {
     tr.querySelector(".title").textContent = m.title && m.title !== m.song_id ? `${m.title}` : m.song_id;
     tr.querySelector(".title").title = m.song_id;
     tr.querySelector(".score").textContent = score;
+    if (typeof m.confidence === "number") tr.querySelector(".score").title = `confidence ${m.confidence.toFixed(2)}`;
     tr.querySelector(".time").textContent = fmtTime(m.time_s);
     tr.querySelector(".play").addEventListener("click", () => play(m));
     tr.querySelector(".show").addEventListener("click", () => showAlignment(m, tr));
