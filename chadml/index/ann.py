@@ -60,8 +60,8 @@ def target_params(kind: str, n: int, dim: int) -> dict:
     flat where an IVF kind would have fewer vectors than lists (what one add of ``n`` vectors to an empty
     index makes; :meth:`chadml.index.SongIndex.rebuild_ann` compares an index built step by step to it).
 
-    >>> target_params("ivf", 100, 128), target_params("flat", 100, 128)
-    ({'kind': 'flat'}, {'kind': 'flat'})
+    >>> target_params("ivf", 10, 128), target_params("ivf", 100, 128)["kind"]
+    ({'kind': 'flat'}, 'ivf')
     """
     params = choose_params(kind, n, dim)
     if params["kind"] in IVF_KINDS and n < params["nlist"]:
