@@ -147,7 +147,7 @@ def load(path: str | os.PathLike, sr: int | None = SR, mono: bool = True, *, sta
             f.seek(a)
             y = f.read(b - a, dtype="float32", always_2d=True)
     except (sf.LibsndfileError, RuntimeError) as exc:
-        raise ChadError(f"cannot read audio file {path}: {exc}") from exc
+        raise unreadable(path, exc) from exc
     if y.shape[0] == 0:
         raise ChadError(f"audio file {path} holds no samples (empty audio)")
     if not np.isfinite(y).all():
@@ -157,6 +157,25 @@ def load(path: str | os.PathLike, sr: int | None = SR, mono: bool = True, *, sta
     if sr is not None and file_sr != sr:
         y = resample(y, file_sr, sr)
     return np.ascontiguousarray(y, dtype=np.float32)
+
+
+def load_head(path: str | os.PathLike, seconds: float | None, sr: int = SR) -> tuple[np.ndarray, float]:
+    """The first ``seconds`` of an audio file (``None``: all of it), read as :func:`load` reads, and the whole
+    file's duration in seconds: only the frames kept are decoded, so a 30-minute recording cut to a
+    minute's query never sits in memory whole.
+
+    Example
+    -------
+    >>> import tempfile
+    >>> p = os.path.join(tempfile.mkdtemp(), "long.wav"); save(p, np.zeros(5 * SR, np.float32))
+    >>> y, total = load_head(p, 2.0)
+    >>> len(y) / SR, total
+    (2.0, 5.0)
+    """
+    total = duration(path)
+    if seconds is None or total <= seconds:
+        return load(path, sr=sr), total
+    return load(path, sr=sr, end=float(seconds)), total
 
 
 def save(path: str | os.PathLike, y: np.ndarray, sr: int = SR, *, subtype: str | None = None) -> None:
@@ -209,8 +228,27 @@ def duration(path: str | os.PathLike) -> float:
     try:
         info = sf.info(path)
     except (sf.LibsndfileError, RuntimeError, ValueError) as exc:
-        raise ChadError(f"cannot read audio file {path}: {exc}") from exc
+        raise unreadable(path, exc) from exc
     return info.frames / info.samplerate
 
 
-__all__ = ["SR", "load", "save", "resample", "to_mono", "peak_normalise", "duration"]
+#: what :func:`load` reads (libsndfile's formats), for the message of a file it cannot read
+READABLE = "WAV, FLAC, MP3, Ogg Vorbis/Opus, AIFF, AU"
+
+
+def unreadable(path: str, exc: Exception) -> ChadError:
+    """The error of an audio file soundfile cannot read; when its format is not one it knows, the message
+    says which formats are read and how to convert (e.g. an .m4a/AAC recording).
+
+    >>> str(unreadable("x.m4a", RuntimeError("Error opening 'x.m4a': Format not recognised.")))[:60]
+    "cannot read audio file x.m4a: Error opening 'x.m4a': Format "
+    """
+    msg = f"cannot read audio file {path}: {exc}"
+    if "format not recognised" in str(exc).lower() or "unknown format" in str(exc).lower():
+        stem = os.path.splitext(os.path.basename(path))[0]
+        msg += f" (chad reads {READABLE}: convert it first, e.g. `ffmpeg -i {os.path.basename(path)} {stem}.flac`)"
+    return ChadError(msg)
+
+
+__all__ = ["SR", "load", "load_head", "save", "resample", "to_mono", "peak_normalise", "duration", "unreadable",
+           "READABLE"]

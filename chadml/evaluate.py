@@ -26,6 +26,8 @@ from typing import Iterable, Mapping, Sequence
 
 import numpy as np
 
+from .audio import load_head
+from .config import SAMPLE_RATE
 from .errors import ChadError, UsageError
 from .index import find_audio_files
 from .util import atomic_path, atomic_write_text, progress
@@ -35,7 +37,7 @@ log = logging.getLogger(__name__)
 FORMAT_VERSION = 1
 TOP_N = (1, 3, 5, 10, 100)
 
-__all__ = ["hit_rate", "mrr", "evaluate", "Report", "read_truth", "query_files", "labelled_queries", "format_metric",
+__all__ = ["hit_rate", "mrr", "evaluate", "query_input", "check_truth", "searcher_songs", "Report", "read_truth", "query_files", "labelled_queries", "format_metric",
            "TOP_N", "FORMAT_VERSION"]
 
 
@@ -190,13 +192,75 @@ def _json_default(o):
     raise TypeError(f"not JSON-serialisable: {type(o).__name__}")
 
 
+def query_input(searcher, audio, sr: int = SAMPLE_RATE) -> tuple[object, int]:
+    """``(audio, sr)`` to give ``searcher.query`` for a query (a path, or an array at ``sr``): a path is read
+    here up to the searcher's ``max_query_s`` (a fused searcher's long model's) with
+    :func:`chadml.audio.load_head`, so that a 30-minute recording is not loaded whole to be cut to a
+    minute (with a warning when it is cut); an array, or a searcher without a limit, is passed on as is."""
+    max_s = getattr(getattr(searcher, "long", searcher), "max_query_s", None)
+    if max_s is None or not isinstance(audio, (str, os.PathLike)):
+        return audio, sr
+    y, total = load_head(audio, max_s, sr=SAMPLE_RATE)
+    if total > max_s:
+        log.warning("%s is %.1f s long: only its first %.1f s are used", os.fspath(audio), total, max_s)
+    return y, SAMPLE_RATE
+
+
+def searcher_songs(searcher):
+    """The song ids ``searcher`` can answer with (a list), or None when it does not tell: those of a
+    :class:`chadml.search.Searcher`'s index (a fused one's short index), of an F0 index, of a
+    :class:`chadml.search.RawFeatureSearcher`."""
+    for s in (getattr(searcher, "short", None), searcher):
+        idx = getattr(s, "index", None)
+        if idx is not None and hasattr(idx, "songs") and hasattr(idx, "__contains__"):
+            return [x.song_id for x in idx.songs()]
+        ids = getattr(idx, "song_ids", None) if idx is not None else getattr(s, "song_ids", None)
+        if ids is not None:
+            return list(ids)
+    return None
+
+
+def check_truth(searcher, queries: Sequence[tuple[str, object]], truth: Mapping[str, str], *,
+                truth_name: str = "the truth", index_name: str = "the index") -> None:
+    """The songs of ``truth`` (for ``queries``) must be songs ``searcher`` can find: none of them is a
+    :class:`chadml.errors.UsageError` (ids of another naming, e.g. the demo's song ids against an index of
+    file stems: every query would miss), some of them a warning (those queries count as misses).
+    ``truth_name``/``index_name`` name the two sides in the messages (the CLI: its flags).
+
+    >>> from chadml.search import RawFeatureSearcher
+    >>> import numpy as np
+    >>> s = RawFeatureSearcher([("song-1", np.zeros(16000, np.float32))])
+    >>> check_truth(s, [("q1", "q1.wav")], {"q1": "tune_001"})  # doctest: +NORMALIZE_WHITESPACE
+    Traceback (most recent call last):
+    ...
+    chadml.errors.UsageError: none of the 1 songs of the truth is in the index (1 songs): the truth's songs
+    are e.g. tune_001, the index's e.g. song-1; the truth's song column must hold the index's song ids
+    """
+    have = searcher_songs(searcher)
+    if have is None:
+        return
+    ids = set(have)
+    want = sorted({str(truth[q]) for q, _ in queries if q in truth})
+    missing = [s for s in want if s not in ids]
+    if want and len(missing) == len(want):
+        raise UsageError(f"none of the {len(want)} songs of {truth_name} is in {index_name} ({len(ids)} songs): "
+                         f"the truth's songs are e.g. {', '.join(want[:3])}, the index's e.g. "
+                         f"{', '.join(sorted(ids)[:3]) or '(none)'}; the truth's song column must hold the index's "
+                         "song ids")
+    if missing:
+        log.warning("%d of the %d songs of %s are not in %s (e.g. %s): their queries count as misses",
+                    len(missing), len(want), truth_name, index_name, ", ".join(missing[:5]))
+
+
 def evaluate(searcher, queries: Sequence[tuple[str, object]], truth: Mapping[str, str], *, top: int = 100,
-             sr: int = 16000, progress_bar: bool = True, on_error: str = "raise") -> Report:
+             sr: int = 16000, progress_bar: bool = True, on_error: str = "raise", check_songs: bool = True) -> Report:
     """Run every query through ``searcher`` and score the rank of its one relevant song.
 
     ``queries``: ``(query_id, audio array at sr or path)``; ``truth``: query_id -> song_id (every query
     must have one). ``on_error``: "raise", or "miss" (a query that fails counts as a miss, with the
-    error recorded in its row). Returns a :class:`Report`.
+    error recorded in its row). ``check_songs``: first :func:`check_truth` (the truth's songs must be ones
+    the searcher can find).
+    Returns a :class:`Report`.
 
     Example
     -------
@@ -209,12 +273,14 @@ def evaluate(searcher, queries: Sequence[tuple[str, object]], truth: Mapping[str
     missing = [q for q, _ in queries if q not in truth]
     if missing:
         raise ValueError(f"no truth (relevant song) for {len(missing)} queries, e.g. {missing[:5]}")
+    if check_songs:
+        check_truth(searcher, queries, truth)
     ids, songs, ranks, extra = [], [], [], []
     t_start = time.perf_counter()
     for qid, audio in progress(queries, desc="queries", unit="query", disable=not progress_bar or None):
         row: dict = {}
         try:
-            matches = searcher.query(audio, sr=sr, top=top)
+            matches = searcher.query(*query_input(searcher, audio, sr), top=top)
         except Exception as exc:  # noqa: BLE001 - recorded per query when on_error="miss"
             if on_error == "raise":
                 raise

@@ -50,3 +50,325 @@ def test_hidden_and_appledouble_files_are_not_songs(tmp_path):
         audio.save(str(tmp_path / d / "b.flac"), _tone())
     assert [os.path.relpath(p, tmp_path) for p in find_audio_files(tmp_path)] == ["a.flac", os.path.join("sub", "b.flac")]
     assert [i[0] for i in song_items(tmp_path)] == ["a", "b"]
+
+
+# ---- chad index build: an existing --out, a killed build ------------------------------------------------
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory):
+    """A tiny model's checkpoint, six 6-second songs, and the index of a build of them in one go."""
+    import sys
+    sys.path.insert(0, TESTS)
+    from _searchkit import melody, tiny_fingerprinter
+    from _servekit import save_tiny_checkpoint
+    from chadml import audio
+    from chadml.cli.main import main
+    root = tmp_path_factory.mktemp("edges")
+    ckpt = save_tiny_checkpoint(tiny_fingerprinter(), root / "m.pt")
+    songs = root / "songs"
+    songs.mkdir()
+    rng = np.random.default_rng(14)
+    for i in range(6):
+        audio.save(str(songs / f"s{i}.flac"), melody(rng, 6.0))
+    assert main(["-q", "index", "build", "--model", ckpt, "--songs", str(songs), "--out", str(root / "whole")]) == 0
+    return {"root": root, "model": ckpt, "songs": str(songs), "whole": str(root / "whole")}
+
+
+def _one_line(capsys, *names: str) -> str:
+    err = capsys.readouterr().err.strip()
+    assert err and "\n" not in err and "Traceback" not in err, err
+    assert all(n in err for n in names), f"{err!r} lacks one of {names}"
+    return err
+
+
+def test_build_into_an_existing_index_says_what_to_do(setup, capsys, tmp_path):
+    from chadml.cli.main import main
+    build = ["index", "build", "--model", setup["model"], "--songs", setup["songs"]]
+    assert main([*build, "--out", setup["whole"]]) == 2
+    _one_line(capsys, "--out", "chad index add", "--skip-existing")
+    (tmp_path / "f.txt").write_text("x")
+    assert main([*build, "--out", str(tmp_path)]) == 2
+    _one_line(capsys, "--out", "not a chad index")
+
+
+_KILLED_BUILD = r"""
+import os, signal, sys
+sys.path[:0] = [{repo!r}, {tests!r}]
+import chadml.index.build as b
+from chadml.models.encoder import Fingerprinter
+from chadml.cli.main import main
+b.STEP_SONGS = 2                       # commit every two songs
+calls = [0]
+real = Fingerprinter.from_audio
+def from_audio(self, *a, **kw):
+    calls[0] += 1
+    if calls[0] == 5:                  # midway: two steps committed, the third one half done
+        os.kill(os.getpid(), signal.SIGKILL)
+    return real(self, *a, **kw)
+Fingerprinter.from_audio = from_audio
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+def test_a_killed_build_resumes_with_the_same_command(setup, capsys, caplog, tmp_path):
+    import subprocess
+    import sys
+    from chadml.cli.main import main
+    from chadml.index import SongIndex
+    out = str(tmp_path / "ix")
+    argv = ["-q", "index", "build", "--model", setup["model"], "--songs", setup["songs"], "--out", out]
+    r = subprocess.run([sys.executable, "-c", _KILLED_BUILD.format(repo=REPO, tests=TESTS), *argv],
+                       capture_output=True, text=True, timeout=300)
+    assert r.returncode == -9, r.stderr
+    idx = SongIndex.open(out)
+    assert len(idx) == 4 and idx.unfinished_build["model"] == os.path.abspath(setup["model"])
+    assert SongIndex.open(out).info()["unfinished_build"]
+    # a query on it says that it is unfinished (and still answers from the songs in it)
+    q = os.path.join(setup["songs"], "s1.flac")
+    assert main(["query", "--index", out, q, "--top", "1"]) == 0
+    cap = capsys.readouterr()
+    assert "unfinished build" in cap.err + caplog.text and "s1" in cap.out
+    # the same command continues it: the songs not yet in it are added, and the index is the one-go build's
+    assert main(argv) == 0
+    idx = SongIndex.open(out)
+    whole = SongIndex.open(setup["whole"])
+    assert idx.unfinished_build is None and [s.song_id for s in idx.songs()] == [s.song_id for s in whole.songs()]
+    for s in whole.songs():
+        np.testing.assert_array_equal(idx.fingerprints(s.song_id), whole.fingerprints(s.song_id))
+    assert idx.faiss_params == whole.faiss_params
+    assert main(argv) == 2          # now finished: building into it again says what to do
+    _one_line(capsys, "--out", "finished")
+
+
+def test_an_empty_killed_build_is_no_silent_no_match(setup, capsys, tmp_path):
+    from chadml.cli.main import main
+    from chadml.index import SongIndex
+    from chadml.models import checkpoint_id
+    out = tmp_path / "ix"
+    # what an older chad's killed build left: an empty index, no mark
+    SongIndex.create(out, model_id=checkpoint_id(setup["model"]), feature_config={}, window_config={"step_s": 0.25},
+                     model_path=setup["model"])
+    q = os.path.join(setup["songs"], "s1.flac")
+    assert main(["query", "--index", str(out), q]) == 2
+    _one_line(capsys, "--index", "no songs")
+    # another model's unfinished build is not continued with this one
+    other = tmp_path / "other"
+    SongIndex.create(other, model_id="another-model", feature_config={}, window_config={"step_s": 0.25},
+                     building={"songs": setup["songs"]})
+    build = ["index", "build", "--model", setup["model"], "--songs", setup["songs"]]
+    assert main([*build, "--out", str(other)]) == 2
+    _one_line(capsys, "--out", "another model", "--model")
+    assert main(["-q", *build, "--out", str(out)]) == 0         # the empty one is simply built
+    assert len(SongIndex.open(out)) == 6
+
+
+# ---- chad evaluate: the truth's songs against the index's ----------------------------------------------
+
+def test_evaluate_fails_when_no_truth_song_is_in_the_index(setup, capsys, caplog, tmp_path):
+    import shutil
+    from chadml.cli.main import main
+    queries = tmp_path / "queries"
+    queries.mkdir()
+    for q, s in (("q1", "s1"), ("q2", "s2")):
+        shutil.copy(os.path.join(setup["songs"], f"{s}.flac"), queries / f"{q}.flac")
+    bad = tmp_path / "demo_truth.csv"           # the demo's song ids against an index of file stems
+    bad.write_text("query,song\nq1,ryansMammoth-1\nq2,airdsAirs-2\n")
+    argv = ["-q", "evaluate", "--index", setup["whole"], "--queries", str(queries)]
+    assert main([*argv, "--truth", str(bad)]) == 2
+    err = _one_line(capsys, "--truth", "--index", "airdsAirs-2", "s0")
+    assert "none of the 2 songs" in err
+    partial = tmp_path / "truth.csv"
+    partial.write_text("query,song\nq1,s1\nq2,not-indexed\n")
+    assert main([*argv, "--truth", str(partial)]) == 0
+    assert "1 of the 2 songs of --truth" in caplog.text and "not-indexed" in caplog.text
+    assert "top1 0.500" in capsys.readouterr().out
+
+
+# ---- smaller items: flags in errors, --device, FAISS file, checkpoints, Ctrl-C, -q, long queries ----------
+
+def test_errors_name_the_flags_not_python_arguments(setup, capsys, tmp_path):
+    import shutil
+    from chadml.cli.main import main
+    from chadml.index import SongIndex
+    q = os.path.join(setup["songs"], "s1.flac")
+    # songs already in the index: --skip-existing / --replace, not on_exists='skip'
+    assert main(["-q", "index", "add", "--index", setup["whole"], "--songs", setup["songs"]]) == 2
+    err = _one_line(capsys, "--skip-existing", "--replace")
+    assert "on_exists" not in err
+    # an index whose recorded checkpoint moved or was never recorded: --model, not fingerprinter=...
+    moved = tmp_path / "moved"
+    shutil.copytree(setup["whole"], moved)
+    model = tmp_path / "m.pt"
+    shutil.copy(setup["model"], model)
+    assert main(["-q", "index", "add", "--index", str(moved), "--songs", setup["songs"], "--model", str(model),
+                 "--skip-existing"]) == 0
+    capsys.readouterr()
+    fresh = tmp_path / "fresh"
+    from chadml.models import checkpoint_id
+    idx = SongIndex.create(fresh, model_id=checkpoint_id(model), feature_config=SongIndex.open(moved).feature_config,
+                           window_config=SongIndex.open(moved).window_config, model_path=model)
+    idx.add_fingerprints("x", SongIndex.open(moved).fingerprints("s1"))
+    os.remove(model)                            # the checkpoint fresh records is gone
+    assert main(["-q", "query", "--index", str(fresh), q]) == 2
+    err = _one_line(capsys, "--model", "missing")
+    assert "fingerprinter" not in err
+    assert main(["-q", "query", "--index", str(fresh), "--model", setup["model"], q]) == 0
+    capsys.readouterr()
+    nopath = tmp_path / "nopath"
+    SongIndex.create(nopath, model_id="m", feature_config={}, window_config={"step_s": 0.25}).add_fingerprints(
+        "x", SongIndex.open(moved).fingerprints("s1"))
+    assert main(["-q", "query", "--index", str(nopath), q]) == 2
+    assert "fingerprinter" not in _one_line(capsys, "--model", "records no model")
+    # another model than the index's: which flag brought it
+    other = tmp_path / "other.pt"
+    import sys
+    sys.path.insert(0, TESTS)
+    from _searchkit import tiny_fingerprinter
+    from _servekit import save_tiny_checkpoint
+    save_tiny_checkpoint(tiny_fingerprinter(seed=5), other)
+    assert main(["-q", "query", "--index", setup["whole"], "--model", str(other), q]) == 2
+    _one_line(capsys, "--model", "was built with model")
+
+
+def test_device_errors_are_device_errors(setup, capsys, tmp_path):
+    import torch
+    from chadml.cli.main import main
+    q = os.path.join(setup["songs"], "s1.flac")
+    bad = [("gpu", "not a torch device")]
+    if not torch.cuda.is_available():
+        bad.append(("cuda", "CUDA is not available"))
+    for device, why in bad:
+        for argv in (["index", "build", "--model", setup["model"], "--songs", setup["songs"],
+                      "--out", str(tmp_path / "ix")],
+                     ["query", "--index", setup["whole"], q],
+                     ["index", "add", "--index", setup["whole"], "--songs", setup["songs"], "--skip-existing"],
+                     ["demo", "--quick", "--out", str(tmp_path / "d")]):
+            assert main(["-q", *argv, "--device", device]) == 2, (argv, device)
+            err = _one_line(capsys, f"--device {device}", why)
+            assert "checkpoint" not in err
+    assert not (tmp_path / "ix").exists() and not (tmp_path / "d").exists()
+
+
+def test_bad_checkpoints_through_the_cli(setup, capsys, tmp_path):
+    from chadml.cli.main import main
+    empty, noise = tmp_path / "empty.pt", tmp_path / "noise.pt"
+    empty.write_bytes(b"")
+    noise.write_bytes(np.random.default_rng(0).bytes(4096))
+    q = os.path.join(setup["songs"], "s1.flac")
+    for ckpt, why in ((empty, "the file is empty"), (noise, "not a torch checkpoint or a corrupt one"),
+                      (tmp_path / "none.pt", "not found")):
+        for argv in (["index", "build", "--songs", setup["songs"], "--out", str(tmp_path / "ix")],
+                     ["query", "--index", setup["whole"], q]):
+            assert main(["-q", *argv, "--model", str(ckpt)]) == 2, (argv, ckpt)
+            err = _one_line(capsys, "--model", str(ckpt), why)
+            assert "weights_only" not in err and "file an issue" not in err
+
+
+def test_a_missing_or_broken_faiss_file_says_what_it_is(setup, capsys, tmp_path):
+    import shutil
+    from chadml.cli.main import main
+    q = os.path.join(setup["songs"], "s1.flac")
+    for damage in ("remove", "truncate"):
+        ix = tmp_path / damage
+        shutil.copytree(setup["whole"], ix)
+        (faiss_file,) = [f for f in os.listdir(ix) if f.startswith("faiss-")]
+        if damage == "remove":
+            os.remove(ix / faiss_file)
+        else:
+            (ix / faiss_file).write_bytes((ix / faiss_file).read_bytes()[:100])
+        for argv in (["index", "info", "--index", str(ix)], ["query", "--index", str(ix), q]):
+            assert main(["-q", *argv]) == 1, argv
+            _one_line(capsys, "FAISS index file", faiss_file, "corrupt", "chad index build")
+
+
+def test_ctrl_c_of_index_add_says_nothing_was_added(setup, capsys, tmp_path):
+    import shutil
+    from chadml.cli.main import main
+    from chadml.index import SongIndex
+    from chadml.models.encoder import Fingerprinter
+    ix = tmp_path / "ix"
+    shutil.copytree(setup["whole"], ix)
+    SongIndex.open(ix).remove(["s4", "s5"])
+    real, calls = Fingerprinter.from_audio, [0]
+
+    def from_audio(self, *a, **kw):             # Ctrl-C while the second new song is fingerprinted
+        calls[0] += 1
+        if calls[0] == 2:
+            raise KeyboardInterrupt
+        return real(self, *a, **kw)
+
+    Fingerprinter.from_audio = from_audio
+    try:
+        assert main(["-q", "index", "add", "--index", str(ix), "--songs", setup["songs"], "--skip-existing"]) == 130
+    finally:
+        Fingerprinter.from_audio = real
+    err = capsys.readouterr().err
+    assert "nothing was added" in err and "all or none" in err and "kept" not in err
+    assert len(SongIndex.open(ix)) == 4
+
+
+def test_quiet_after_the_subcommand():
+    from chadml.cli.main import build_parser
+    parser = build_parser()
+    for argv in (["index", "build", "--model", "m.pt", "--songs", "s", "--out", "o", "-q"],
+                 ["index", "add", "--index", "i", "--songs", "s", "-q"], ["f0-index", "info", "--index", "i", "-q"],
+                 ["query", "--index", "i", "q.wav", "-q"], ["demo", "--quick", "-q"], ["index", "info", "-q",
+                                                                                       "--index", "i"]):
+        args = parser.parse_args(argv)
+        assert args.quiet is True and not getattr(args, "verbose", False), argv
+
+
+def test_a_long_query_file_is_read_only_as_far_as_it_is_used(setup, capsys, caplog, tmp_path, monkeypatch):
+    import soundfile as sf
+    from chadml.cli.main import main
+    long = tmp_path / "long.wav"
+    y = np.tile(_tone(1.0, 8000), 600)          # 10 minutes at 8 kHz
+    sf.write(str(long), y, 8000, subtype="PCM_16")
+    read = []
+    real = sf.SoundFile.read
+
+    def spy(self, frames=-1, *a, **kw):
+        read.append(self.frames if frames is None or frames < 0 else frames)
+        return real(self, frames, *a, **kw)
+
+    monkeypatch.setattr(sf.SoundFile, "read", spy)
+    assert main(["-q", "query", "--index", setup["whole"], str(long), "--top", "1"]) == 0
+    assert read and max(read) <= 60 * 8000, read        # 60 s: the searcher's max_query_s, not 600
+    assert "600.0 s long: only its first 60.0 s are used" in caplog.text
+    assert "(60.0 s;" in capsys.readouterr().out
+
+
+def test_help_texts():
+    from chadml.cli.main import build_parser
+    import argparse
+    parser = build_parser()
+    sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    assert "--method" not in sub.choices["query"].format_help()
+    f0 = next(a for a in sub.choices["f0-index"]._actions if isinstance(a, argparse._SubParsersAction))
+    assert f0.choices["build"].description and f0.choices["info"].description
+    assert "not usable" in sub.choices["demo"].format_help()
+
+
+# ---- README ---------------------------------------------------------------------------------------------
+
+def test_readme_points_inside_the_repository_and_its_snippets_are_complete():
+    import ast
+    import importlib
+    import re
+    text = open(os.path.join(REPO, "README.md"), encoding="utf-8").read()
+    assert "../shared" not in text and "DESIGN.md" not in text
+    assert "torchcrepe 0.0.24 requires torchaudio" in text and "harmless" in text
+    for ref in re.findall(r"`([A-Z]+\.md)`", text):
+        assert os.path.exists(os.path.join(REPO, ref)), ref
+    snippets = re.findall(r"```python\n(.*?)```", text, re.S)
+    pipeline = next(s for s in snippets if "build_corpus" in s)
+    assert "my_humming" not in pipeline and "logging.basicConfig" in pipeline
+    tree = ast.parse(pipeline)
+    for node in ast.walk(tree):              # every name it imports exists
+        if isinstance(node, ast.ImportFrom):
+            mod = importlib.import_module(node.module)
+            for a in node.names:
+                assert hasattr(mod, a.name), f"{node.module}.{a.name}"
+    # every file the snippet reads is one it made (no placeholder recording)
+    strings = [n.value for n in ast.walk(tree) if isinstance(n, ast.Constant) and isinstance(n.value, str)]
+    assert not [s for s in strings if s.endswith((".wav", ".flac", ".mp3"))]

@@ -12,6 +12,8 @@ def test_quick_demo_end_to_end_and_resume(tmp_path, capsys):
     assert main(["--quiet", "demo", "--quick", "--out", str(out)]) == 0
     printed = capsys.readouterr().out
     assert "M1 + pearson" in printed and "raw CQT" in printed and "untrained ResNet18" in printed
+    # --quick says, before and after, that its model is a smoke test and not a usable one (issue 14)
+    assert printed.count("smoke test of the pipeline") == 2 and "NOT usable" in printed.splitlines()[-1]
     for name in ("m0.pt", "m1.pt", "manifest.csv", "queries.csv", "results.json", "results.md",
                  "index_m0/catalog.sqlite", "index_m1/catalog.sqlite", "corpus/songs.csv", "corpus/hummings.csv",
                  "plots/m0_loss.png", "plots/hitrate_m1_pearson.png"):

@@ -5,7 +5,7 @@ import argparse
 import os
 
 from .evaluate import check_query_inputs
-from .options import common
+from .options import check_device, common
 
 
 def register(sub) -> None:
@@ -22,7 +22,7 @@ def register(sub) -> None:
     p.add_argument("--out", default=None, metavar="DIR", help="write compare.md/.json/.png here")
     p.add_argument("-k", "--candidates", type=int, default=5000, dest="k")
     p.add_argument("--threads", type=int, default=None)
-    p.add_argument("--device", default=None)
+    p.add_argument("--device", default=None, help="torch device of the models (default: cuda if available)")
     p.set_defaults(func=run)
 
 
@@ -44,6 +44,7 @@ def run(args: argparse.Namespace) -> int:
     if args.threads is not None and args.threads < 0:
         raise UsageError(f"--threads must be >= 0, got {args.threads}")
     check_query_inputs(args)
+    check_device(args.device)
     queries, truth = labelled_queries(args.queries, args.truth)
     rows = compare(queries, truth, index=args.index, f0_index=f0, crepe_index=args.crepe_index, k=args.k,
                    threads=args.threads, device=args.device, progress_bar=not args.quiet)

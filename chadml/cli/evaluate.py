@@ -4,7 +4,7 @@ from __future__ import annotations
 import argparse
 import os
 
-from .options import add_searcher_args, common, make_searcher
+from .options import add_searcher_args, check_device, common, make_searcher
 
 
 def register(sub) -> None:
@@ -33,17 +33,19 @@ def check_query_inputs(args: argparse.Namespace) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from ..errors import UsageError
-    from ..evaluate import evaluate, labelled_queries
+    from ..evaluate import check_truth, evaluate, labelled_queries
     check_query_inputs(args)
     queries, truth = labelled_queries(args.queries, args.truth)
     if args.method == "f0-dtw":
         from ..search import F0DtwSearcher
         if not args.f0_index:
             raise UsageError("--method f0-dtw needs --f0-index DIR (built by `chad f0-index build`)")
-        searcher = F0DtwSearcher(args.f0_index, threads=args.threads, device=args.device)
+        searcher = F0DtwSearcher(args.f0_index, threads=args.threads, device=check_device(args.device))
     else:
         searcher = make_searcher(args)
-    rep = evaluate(searcher, queries, truth, progress_bar=not args.quiet, on_error="miss")
+    index_flag = f"--f0-index {args.f0_index}" if args.method == "f0-dtw" else f"--index {args.index}"
+    check_truth(searcher, queries, truth, truth_name=f"--truth {args.truth}", index_name=index_flag)
+    rep = evaluate(searcher, queries, truth, progress_bar=not args.quiet, on_error="miss", check_songs=False)
     print(rep.summary())
     failed = sum(1 for q in rep.per_query if "error" in q)
     if failed:

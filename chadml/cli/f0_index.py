@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from .options import add_separator_args, common, separator_from_args
+from .options import add_separator_args, check_device, common, separator_from_args
 
 
 def register(sub) -> None:
@@ -43,6 +43,7 @@ def build(args: argparse.Namespace) -> int:
     if not 1 <= args.hop <= 1600:
         raise UsageError(f"--hop must be in 1..1600 (samples at 16 kHz), got {args.hop}")
     sep = separator_from_args(args)
+    check_device(args.device)
     cfg = F0Config(crepe_model=args.crepe_model, hop_length=args.hop)
     idx = F0Index.build(args.out, song_items(args.songs), cfg, separator=sep, overwrite=args.overwrite,
                         on_error="skip" if args.skip_bad else "raise",

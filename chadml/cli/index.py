@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import shutil
 import time
 
 from .options import add_separator_args, common, separator_from_args
@@ -85,48 +84,107 @@ def _open(path: str):
         raise UsageError(f"--index: {exc}") from None
 
 
-def build(args: argparse.Namespace) -> int:
+def _existing_build(args: argparse.Namespace, mid: str, n_items: int):
+    """The index at ``--out`` when it is an unfinished build of this model that the command continues
+    (or an empty index); None when ``--out`` is free; a UsageError saying what to do otherwise."""
+    import os
     from ..errors import UsageError
-    from ..index import SongIndex
-    from ..models import checkpoint_id, load_fingerprinter
+    from ..index import CATALOG, SongIndex
+    out = args.out
+    if not os.path.exists(out) or (os.path.isdir(out) and not os.listdir(out)):
+        return None
+    if not os.path.isdir(out) or not os.path.exists(os.path.join(out, CATALOG)):
+        raise UsageError(f"--out {out} exists and is not a chad index: choose another --out")
+    idx = SongIndex.open(out)
+    if idx.unfinished_build is None and len(idx):
+        raise UsageError(f"--out {out} already holds a finished index ({len(idx)} songs): add the songs it lacks "
+                         f"with `chad index add --index {out} --songs {args.songs} --skip-existing`, or choose "
+                         "another --out")
+    if idx.model_id != mid:
+        raise UsageError(f"--out {out} holds an unfinished build with another model ({idx.model_id}, "
+                         f"{idx.model_path or 'path not recorded'}): rerun with that --model to continue it, or "
+                         "choose another --out")
+    for flag, have, want in (("--dtype", idx.dtype, args.dtype), ("--kind", idx.info()["kind"], args.kind)):
+        if have != want:
+            raise UsageError(f"--out {out} holds an unfinished build with {flag} {have}: rerun with {flag} {have} "
+                             f"to continue it, or choose another --out")
+    if not getattr(args, "quiet", False):
+        print(f"continuing the unfinished build of {idx.dir}: {len(idx)} of its songs are in it, "
+              f"{n_items} songs given", flush=True)
+    return idx
+
+
+def build(args: argparse.Namespace) -> int:
+    import os
+    from ..errors import ChadError
+    from ..index import SongIndex, build_songs
+    from .options import check_device, load_model, model_id_of
     separator = separator_from_args(args)
     items = _song_items(args.songs)
-    fp = load_fingerprinter(args.model, device=args.device)
-    try:
-        idx = SongIndex.create(args.out, fingerprinter=fp, model_id=checkpoint_id(args.model),
-                               kind=args.kind, dtype=args.dtype, model_path=args.model)
-    except FileExistsError as exc:
-        raise UsageError(f"--out: {exc}") from None
-    fp.model_id = idx.model_id
+    check_device(args.device)
+    mid = model_id_of(args.model)
+    idx = _existing_build(args, mid, len(items))
+    fp = load_model(args.model, args.device)
+    if idx is None:
+        idx = SongIndex.create(args.out, fingerprinter=fp, model_id=mid, kind=args.kind, dtype=args.dtype,
+                               model_path=args.model,
+                               building={"songs": os.path.abspath(args.songs), "model": os.path.abspath(args.model),
+                                         "model_id": mid, "started": time.time()})
+    # a killed build keeps the steps it committed, and this same command continues it
+    args.interrupt_message = (f"interrupted: {idx.dir} keeps the songs indexed so far, marked unfinished; rerun "
+                              "the same command to continue the build")
     t0 = time.perf_counter()
     try:
-        idx.add_songs(items, fp, progress_bar=_progress(args), on_error="skip" if args.skip_bad else "raise",
-                      separator=separator)
-    except BaseException:
-        shutil.rmtree(idx.dir, ignore_errors=True)     # we created it: leave no half-built index behind
-        raise
+        build_songs(idx, items, fp, separator=separator, on_error="skip" if args.skip_bad else "raise",
+                    progress_bar=_progress(args))
+    except (OSError, ValueError, ChadError) as exc:
+        _stopped(exc, idx)
     s = idx.info()
     print(f"indexed {s['songs']} songs ({s['hours']:.2f} h, {s['fingerprints']} fingerprints) into "
           f"{idx.dir} in {time.perf_counter() - t0:.1f} s; {s['size_bytes'] / 1e6:.1f} MB")
     return 0
 
 
+def _stopped(exc: Exception, idx) -> None:
+    """Re-raise a song's error that stopped a build, saying that the build can be continued."""
+    from ..errors import ChadError, UsageError
+    from .main import exit_code
+    why = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    if isinstance(exc, OSError) and getattr(exc, "filename", None) and exc.filename not in why:
+        why = f"{exc.filename}: {why}"
+    cls = UsageError if exit_code(exc) == 2 else ChadError
+    raise cls(f"{why} (the build stopped there: {idx.dir} keeps the {len(idx)} songs indexed before it; fix or "
+              "remove that song, or add --skip-bad, and rerun the same command to continue)") from exc
+
+
 def add(args: argparse.Namespace) -> int:
     from ..errors import UsageError
-    from ..models import checkpoint_id, load_fingerprinter
+    from .options import check_device, load_model, model_id_of
     if args.skip_existing and args.replace:
         raise UsageError("give at most one of --skip-existing and --replace")
+    check_device(args.device)
     idx = _open(args.index)
     model = args.model or idx.model_path
     if not model:
         raise UsageError(f"index {idx.dir} records no model path: give --model")
-    mid = checkpoint_id(model)
+    flag = "--model" if args.model else f"--model (not given; index {idx.dir} records {model})"
+    mid = model_id_of(model, flag)
     idx.check_compatible(model_id=mid)
-    fp = load_fingerprinter(model, device=args.device)
-    fp.model_id = mid
+    items = _song_items(args.songs)
     on_exists = "skip" if args.skip_existing else "replace" if args.replace else "error"
-    added = idx.add_songs(_song_items(args.songs), fp, progress_bar=_progress(args),
-                          on_error="skip" if args.skip_bad else "raise", on_exists=on_exists)
+    there = [i[0] for i in items if i[0] in idx]
+    if there and on_exists == "error":
+        raise UsageError(f"{len(there)} of the songs of --songs are already in index {idx.dir} (e.g. "
+                         f"{', '.join(there[:3])}): --skip-existing skips them, --replace replaces them")
+    fp = load_model(model, args.device, flag)
+    # an add is one atomic write: interrupted, it leaves the index as it was
+    args.interrupt_message = (f"interrupted: nothing was added to {idx.dir} (an add is all or none); rerun the "
+                              "same command to add the songs")
+    try:
+        added = idx.add_songs(items, fp, progress_bar=_progress(args),
+                              on_error="skip" if args.skip_bad else "raise", on_exists=on_exists)
+    except ValueError as exc:       # a writer added one of the songs meanwhile: name the flags
+        raise UsageError(str(exc).replace("on_exists='skip' or 'replace'", "--skip-existing or --replace")) from None
     print(f"added {len(added)} songs; the index holds {len(idx)}")
     return 0
 

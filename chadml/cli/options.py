@@ -16,6 +16,69 @@ def common() -> argparse.ArgumentParser:
     return p
 
 
+# -- the torch device and the model (every command with --device / --model) -----------------------------
+
+__all__ += ["check_device", "load_model", "model_id_of"]
+
+
+def check_device(device, flag: str = "--device"):
+    """``device`` (the value of ``flag``; None: the default) when torch can use it on this machine; else a
+    :class:`chadml.errors.UsageError` naming the flag (not a checkpoint or CUDA error later on)."""
+    if device is None:
+        return None
+    import torch
+    from ..errors import UsageError
+    try:
+        d = torch.device(device)
+    except (RuntimeError, TypeError, ValueError):
+        raise UsageError(f"{flag} {device}: not a torch device (e.g. cpu, cuda, cuda:1)") from None
+    if d.type == "cuda":
+        if not torch.cuda.is_available():
+            raise UsageError(f"{flag} {device}: CUDA is not available on this machine (torch {torch.__version__}, "
+                             f"CUDA build {torch.version.cuda or 'none'}): use {flag} cpu or leave {flag} out")
+        n = torch.cuda.device_count()
+        if d.index is not None and d.index >= n:
+            raise UsageError(f"{flag} {device}: this machine has {n} CUDA device(s) (cuda:0 .. cuda:{n - 1})")
+    elif d.type == "mps":
+        if not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
+            raise UsageError(f"{flag} {device}: MPS is not available on this machine: use {flag} cpu")
+    elif d.type != "cpu":
+        raise UsageError(f"{flag} {device}: chad runs on cpu, cuda or mps")
+    return device
+
+
+def _model_error(flag: str, exc: Exception):
+    from ..errors import UsageError
+    return UsageError(f"{flag}: {exc}")
+
+
+def load_model(path, device=None, flag: str = "--model"):
+    """The :class:`chadml.models.encoder.Fingerprinter` of checkpoint ``path`` (the value of ``flag``) on
+    ``device`` (checked first: :func:`check_device`), with its ``model_id`` set; a missing, empty or
+    unreadable checkpoint is a :class:`chadml.errors.UsageError` naming the flag."""
+    from ..errors import ChadError
+    from ..models import load_fingerprinter
+    check_device(device)
+    mid = model_id_of(path, flag)
+    try:
+        fp = load_fingerprinter(path, device=device)
+    except (FileNotFoundError, ChadError) as exc:
+        raise _model_error(flag, exc) from None
+    fp.model_id = mid
+    return fp
+
+
+def model_id_of(path, flag: str = "--model") -> str:
+    """:func:`chadml.models.checkpoint_id` of ``path`` (the value of ``flag``); a missing, empty or unreadable
+    checkpoint is a :class:`chadml.errors.UsageError` naming the flag."""
+    from ..errors import ChadError
+    from ..models import checkpoint_id
+    try:
+        return checkpoint_id(path)
+    except (FileNotFoundError, ChadError) as exc:
+        raise _model_error(flag, exc) from None
+
+
 # -- vocal separation (chad mine, chad index, chad query, chad f0-index) -----------------------------
 
 #: the names of :data:`chadml.separation.SEPARATORS` (repeated here so that building the parser imports
@@ -84,12 +147,63 @@ def make_searcher(args):
         raise UsageError(f"-k/--candidates must be >= 1, got {args.k}")
     if args.threads is not None and args.threads < 0:
         raise UsageError(f"--threads must be >= 0, got {args.threads}")
+    check_device(args.device)
     kw = dict(rerank=args.rerank, k=args.k, threads=args.threads, device=args.device,
               f0_index=getattr(args, "f0_index", None), separator=separator_from_args(args))
-    short = Searcher(args.index, fingerprinter=args.model, **kw)
+    idx = _open_index(args.index, "--index")
+    short = Searcher(idx, fingerprinter=_index_model(idx, "--index", args.model, args.device), **kw)
     if args.long_index:
-        return FusedSearcher(short, Searcher(args.long_index, **kw))
+        idx = _open_index(args.long_index, "--long-index")
+        return FusedSearcher(short, Searcher(idx, fingerprinter=_index_model(idx, "--long-index", None, args.device),
+                                             **kw))
     return short
+
+
+def _open_index(path, flag: str):
+    """The :class:`chadml.index.SongIndex` of ``flag``: a missing or empty one is a UsageError naming the flag;
+    an unfinished build (``chad index build`` killed midway) is searched with a warning."""
+    import logging
+    from ..errors import UsageError
+    from ..index import SongIndex
+    try:
+        idx = SongIndex.open(path)
+    except FileNotFoundError as exc:
+        raise UsageError(f"{flag}: {exc}") from None
+    build = idx.unfinished_build
+    if build is not None and not len(idx):
+        raise UsageError(f"{flag} {path}: the index holds no songs: its build did not finish; rerun the "
+                         "`chad index build` that made it to continue it")
+    if not len(idx):
+        raise UsageError(f"{flag} {path}: the index holds no songs (add some with `chad index add`)")
+    if build is not None:
+        logging.getLogger("chadml.cli").warning(
+            "%s %s is an unfinished build (%d songs so far; killed or still running): rerun the `chad index build` "
+            "that made it to finish it; until then, songs not yet in it cannot be found", flag, path, len(idx))
+    return idx
+
+
+def _index_model(idx, flag: str, model, device):
+    """The fingerprinter of index ``idx`` (given by ``flag``): ``model`` (``--model``), else the checkpoint the
+    index records; its errors (none recorded, missing, unreadable, another model) name the flags."""
+    import os
+    from ..errors import UsageError
+    from ..index import IndexMismatchError
+    if model:
+        fp, what = load_model(model, device), "--model"
+    else:
+        path = idx.model_path
+        if not path:
+            raise UsageError(f"{flag} {idx.dir} records no model checkpoint: give --model")
+        if not os.path.exists(path):
+            raise UsageError(f"the model checkpoint that {flag} {idx.dir} records is missing ({path}): give "
+                             "--model with the checkpoint's new path")
+        what = f"the model that {flag} records"
+        fp = load_model(path, device, what)
+    try:
+        idx.check_compatible(model_id=fp.model_id, config=fp)
+    except IndexMismatchError as exc:           # say which flag brought the model
+        raise UsageError(f"{what}: {exc}") from None
+    return fp
 
 
 # -- mining (chad mine, chad loop) ---------------------------------------------------------------------

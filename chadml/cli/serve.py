@@ -111,6 +111,8 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError(f"--max-upload-mb must be > 0, got {args.max_upload_mb}")
     if not args.max_query_s > 0:
         raise UsageError(f"--max-query-s must be > 0, got {args.max_query_s}")
+    from .options import check_device
+    check_device(args.device)
     token = args.token if args.token is not None else os.environ.get(TOKEN_ENV) or None
     config = ServeConfig(rerank=args.rerank, k=args.k, threads=args.threads or None, workers=args.workers,
                          max_upload_bytes=int(args.max_upload_mb * 1e6), max_query_s=float(args.max_query_s),

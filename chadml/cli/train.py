@@ -74,6 +74,8 @@ def run(args: argparse.Namespace) -> int:
     import json
 
     from ..errors import UsageError
+    from .options import check_device
+    check_device(args.device)
     if args.preset is not None:
         if args.data is not None:
             raise UsageError("--preset release builds its own data: drop --data")
@@ -87,16 +89,12 @@ def run(args: argparse.Namespace) -> int:
 
     from ..data import Manifest
     from ..errors import UsageError
-    from ..features import LONG, SHORT, FeatureConfig, resolve_device
+    from ..features import LONG, SHORT, FeatureConfig
     from ..training import load_checkpoint, train
 
     for flag, path in (("--data", args.data), ("--init", args.init)):
         if path is not None and not os.path.isfile(path):
             raise UsageError(f"{flag}: no such file {path}")
-    try:
-        resolve_device(args.device)
-    except ValueError as exc:
-        raise UsageError(f"--device: {exc}") from None
     cfg = train_config(args)
     fc = FeatureConfig(kind=args.features, crepe_model=args.crepe_model)
     wc = SHORT if args.window == "short" else LONG
