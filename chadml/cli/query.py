@@ -33,11 +33,12 @@ def run(args: argparse.Namespace) -> int:
     from ..errors import ChadError, UsageError
     if args.top < 1:
         raise UsageError(f"--top must be >= 1, got {args.top}")
+    from ..evaluate import query_input
     searcher = make_searcher(args)
     rc = 0
     for f in args.files:
         try:
-            matches = searcher.query(f, top=args.top)
+            matches = searcher.query(*query_input(searcher, f), top=args.top)
         except (FileNotFoundError, ValueError, ChadError) as exc:
             print(f"chad query: {f}: error: {exc}", file=sys.stderr)
             rc = max(rc, 1 if isinstance(exc, ChadError) and not isinstance(exc, UsageError) else 2)
