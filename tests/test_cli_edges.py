@@ -372,3 +372,43 @@ def test_readme_points_inside_the_repository_and_its_snippets_are_complete():
     # every file the snippet reads is one it made (no placeholder recording)
     strings = [n.value for n in ast.walk(tree) if isinstance(n, ast.Constant) and isinstance(n.value, str)]
     assert not [s for s in strings if s.endswith((".wav", ".flac", ".mp3"))]
+
+
+def test_one_build_at_a_time_and_info_tells_an_unfinished_build(setup, capsys, tmp_path):
+    import fcntl
+    from chadml.cli.main import main
+    from chadml.index import BUILDING, SongIndex, build_songs
+    from chadml.models import checkpoint_id
+    out = tmp_path / "ix"
+    idx = SongIndex.create(out, model_id=checkpoint_id(setup["model"]), feature_config=SongIndex.open(
+        setup["whole"]).feature_config, window_config=SongIndex.open(setup["whole"]).window_config,
+        model_path=setup["model"], building={"songs": setup["songs"]})
+    idx.add_fingerprints("s0", SongIndex.open(setup["whole"]).fingerprints("s0"))
+    assert main(["index", "info", "--index", str(out)]) == 0
+    assert "UNFINISHED" in capsys.readouterr().out
+    with open(out / BUILDING) as f:             # a build running elsewhere holds the mark
+        fcntl.flock(f.fileno(), fcntl.LOCK_EX)
+        argv = ["-q", "index", "build", "--model", setup["model"], "--songs", setup["songs"], "--out", str(out)]
+        assert main(argv) == 1
+        _one_line(capsys, "another build", str(out))
+    assert main(argv) == 0 and len(SongIndex.open(out)) == 6 and not (out / BUILDING).exists()
+    with pytest.raises(ValueError, match="step_songs"):
+        build_songs(idx, [], None, step_songs=0)
+
+
+def test_a_build_in_steps_ends_with_the_one_add_faiss_index(tmp_path, one_faiss_thread):
+    import sys
+    sys.path.insert(0, TESTS)
+    from _searchkit import fp_index, random_songs
+    songs = random_songs(np.random.default_rng(3), 30)
+    whole = fp_index(tmp_path / "whole", songs, kind="ivf")
+    steps = fp_index(tmp_path / "steps", {}, kind="ivf")
+    items = [(k, v, {"title": k.upper()}) for k, v in songs.items()]
+    for a in range(0, 30, 7):
+        steps.add_fingerprint_items(items[a:a + 7], progress_bar=False)
+    assert steps.faiss_params != whole.faiss_params          # trained on the first steps' rows
+    assert steps.rebuild_ann() and steps.faiss_params == whole.faiss_params
+    assert not steps.rebuild_ann()
+    q = np.concatenate([v[:3] for v in list(songs.values())[::5]])
+    for a, b in zip(steps.search(q, 5), whole.search(q, 5)):
+        np.testing.assert_array_equal(a, b)

@@ -222,7 +222,9 @@ def format_info(s: dict) -> str:
         f"features      {s['feature_config']}",
         f"windows       {s['window_config']}",
         f"size          {s['size_bytes'] / 1e6:.2f} MB" + (f"  ({bph / 1e6:.2f} MB per hour)" if bph else ""),
-    ])
+    ] + ([] if s.get("unfinished_build") is None else [
+        "build         UNFINISHED (killed or still running): rerun the `chad index build` that made it to "
+        "continue it"]))
 
 
 def info(args: argparse.Namespace) -> int:

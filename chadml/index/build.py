@@ -8,13 +8,17 @@ partial index from a finished one: :attr:`~chadml.index.SongIndex.unfinished_bui
 """
 from __future__ import annotations
 
+import contextlib
+import fcntl
+import os
 import time
 from typing import Sequence
 
+from ..errors import ChadError
 from ..separation import get_separator
 from ..util import progress
 from .ingest import fingerprint_items, fingerprinter_id
-from .song_index import SongIndex
+from .song_index import BUILDING, SongIndex
 
 __all__ = ["build_songs", "STEP_SONGS", "STEP_SECONDS"]
 
@@ -28,15 +32,17 @@ def build_songs(index: SongIndex, items: Sequence, fingerprinter, *, separator=N
                 step_seconds: float | None = None) -> list[str]:
     """Fingerprint and add the songs of ``items`` that ``index`` does not hold yet, committing a step
     (an atomic add) every ``step_songs`` songs or ``step_seconds`` seconds (default :data:`STEP_SONGS`,
-    :data:`STEP_SECONDS`); then rebuild the FAISS index
-    where a build in one add would have made another one (:meth:`~chadml.index.SongIndex.rebuild_ann`)
-    and mark the build finished (:meth:`~chadml.index.SongIndex.finish_build`). Returns the ids added.
+    :data:`STEP_SECONDS`); then rebuild the FAISS index where a build in one add would have made another
+    one (:meth:`~chadml.index.SongIndex.rebuild_ann`) and mark the build finished
+    (:meth:`~chadml.index.SongIndex.finish_build`). Returns the ids added.
 
     ``items``: ``(song_id, path or audio[, title])`` as :meth:`~chadml.index.SongIndex.add_songs` takes
     them; ``on_error``: "raise" (a song that cannot be read stops the build, the steps before it stay
     committed) or "skip". Killed or interrupted, the index keeps the committed steps and stays marked
     unfinished: calling this again with the same items continues where it stopped. The songs end up in
     the same store order, and the index searches the same, as with one :meth:`add_songs` of them all.
+    One build at a time: a second one on the same index while the first runs is a
+    :class:`chadml.errors.ChadError`.
     """
     step_songs = STEP_SONGS if step_songs is None else step_songs
     step_seconds = STEP_SECONDS if step_seconds is None else step_seconds
@@ -45,12 +51,31 @@ def build_songs(index: SongIndex, items: Sequence, fingerprinter, *, separator=N
     if on_error not in ("raise", "skip"):
         raise ValueError(f"on_error must be 'raise' or 'skip', got {on_error!r}")
     index.check_compatible(model_id=fingerprinter_id(fingerprinter), config=fingerprinter)
-    items = [tuple(i) for i in items]
+    with _one_build(index):
+        return _build(index, [tuple(i) for i in items], fingerprinter, get_separator(separator), on_error,
+                      progress_bar, step_songs, step_seconds)
+
+
+@contextlib.contextmanager
+def _one_build(index: SongIndex):
+    """Hold the build's mark (:data:`BUILDING`, made here for an index that has none) locked while it runs."""
+    f = open(os.path.join(index.dir, BUILDING), "a+", encoding="utf-8")
+    try:
+        try:
+            fcntl.flock(f.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise ChadError(f"another build is adding songs to {index.dir} right now: let it finish (or stop it) "
+                            "and run this one again") from None
+        yield
+    finally:
+        f.close()
+
+
+def _build(index, items, fingerprinter, separator, on_error, progress_bar, step_songs, step_seconds) -> list[str]:
     todo = [i for i in items if i[0] not in index]
     bar = progress(total=len(items), initial=len(items) - len(todo), desc="indexing songs", unit="song",
                    disable=not progress_bar or None)
-    fps = iter(fingerprint_items(_counted(todo, bar), fingerprinter, get_separator(separator),
-                                 on_error=on_error))
+    fps = iter(fingerprint_items(_counted(todo, bar), fingerprinter, separator, on_error=on_error))
     added: list[str] = []
     done = False
 
