@@ -37,8 +37,8 @@ log = logging.getLogger(__name__)
 FORMAT_VERSION = 1
 TOP_N = (1, 3, 5, 10, 100)
 
-__all__ = ["hit_rate", "mrr", "evaluate", "query_input", "check_truth", "searcher_songs", "Report", "read_truth", "query_files", "labelled_queries", "format_metric",
-           "TOP_N", "FORMAT_VERSION"]
+__all__ = ["hit_rate", "mrr", "evaluate", "query_input", "check_truth", "searcher_songs", "Report", "read_truth",
+           "query_files", "labelled_queries", "format_metric", "TOP_N", "FORMAT_VERSION"]
 
 
 def _ranks(ranks: Iterable) -> np.ndarray:

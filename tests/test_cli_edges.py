@@ -48,7 +48,8 @@ def test_hidden_and_appledouble_files_are_not_songs(tmp_path):
     for d in (".git", "__MACOSX", "sub"):
         (tmp_path / d).mkdir()
         audio.save(str(tmp_path / d / "b.flac"), _tone())
-    assert [os.path.relpath(p, tmp_path) for p in find_audio_files(tmp_path)] == ["a.flac", os.path.join("sub", "b.flac")]
+    found = [os.path.relpath(p, tmp_path) for p in find_audio_files(tmp_path)]
+    assert found == ["a.flac", os.path.join("sub", "b.flac")]
     assert [i[0] for i in song_items(tmp_path)] == ["a", "b"]
 
 
@@ -412,3 +413,21 @@ def test_a_build_in_steps_ends_with_the_one_add_faiss_index(tmp_path, one_faiss_
     q = np.concatenate([v[:3] for v in list(songs.values())[::5]])
     for a, b in zip(steps.search(q, 5), whole.search(q, 5)):
         np.testing.assert_array_equal(a, b)
+
+
+def test_a_bad_song_stops_a_build_that_then_continues(setup, capsys, tmp_path):
+    import shutil
+    from chadml.cli.main import main
+    from chadml.index import SongIndex
+    songs = tmp_path / "songs"
+    shutil.copytree(setup["songs"], songs)
+    (songs / "s3x.wav").write_bytes(b"RIFF\x00\x00\x00\x00WAVEnot really audio")
+    out = tmp_path / "ix"
+    argv = ["-q", "index", "build", "--model", setup["model"], "--songs", str(songs), "--out", str(out)]
+    assert main(argv) == 1
+    _one_line(capsys, "s3x.wav", "--skip-bad", "rerun the same command", str(out), "keeps the 4 songs")
+    idx = SongIndex.open(out)                   # the songs before the bad one are kept
+    assert idx.unfinished_build is not None and [s.song_id for s in idx.songs()] == ["s0", "s1", "s2", "s3"]
+    assert main([*argv, "--skip-bad"]) == 0
+    idx = SongIndex.open(out)
+    assert len(idx) == 6 and idx.unfinished_build is None

@@ -37,12 +37,12 @@ def build_songs(index: SongIndex, items: Sequence, fingerprinter, *, separator=N
     (:meth:`~chadml.index.SongIndex.finish_build`). Returns the ids added.
 
     ``items``: ``(song_id, path or audio[, title])`` as :meth:`~chadml.index.SongIndex.add_songs` takes
-    them; ``on_error``: "raise" (a song that cannot be read stops the build, the steps before it stay
-    committed) or "skip". Killed or interrupted, the index keeps the committed steps and stays marked
-    unfinished: calling this again with the same items continues where it stopped. The songs end up in
-    the same store order, and the index searches the same, as with one :meth:`add_songs` of them all.
-    One build at a time: a second one on the same index while the first runs is a
-    :class:`chadml.errors.ChadError`.
+    them; ``on_error``: "raise" (a song that cannot be read stops the build: the songs before it are
+    committed, and its error is raised) or "skip". Killed or interrupted, the index keeps the committed
+    steps and stays marked unfinished: calling this again with the same items continues where it stopped.
+    The songs end up in the same store order, and the index searches the same, as with one
+    :meth:`add_songs` of them all. One build at a time: a second one on the same index while the first
+    runs is a :class:`chadml.errors.ChadError`.
     """
     step_songs = STEP_SONGS if step_songs is None else step_songs
     step_seconds = STEP_SECONDS if step_seconds is None else step_seconds
@@ -77,23 +77,32 @@ def _build(index, items, fingerprinter, separator, on_error, progress_bar, step_
                    disable=not progress_bar or None)
     fps = iter(fingerprint_items(_counted(todo, bar), fingerprinter, separator, on_error=on_error))
     added: list[str] = []
-    done = False
+    done, error = False, None
 
     def step():
-        nonlocal done
+        nonlocal done, error
         t0, n = time.monotonic(), 0
-        for item in fps:
+        while True:
+            try:
+                item = next(fps)
+            except StopIteration:
+                done = True
+                return
+            except Exception as exc:  # noqa: BLE001 - a song that stops the build: the songs before it are committed
+                done, error = True, exc
+                return
             yield item
             n += 1
             if n >= step_songs or time.monotonic() - t0 >= step_seconds:
                 return
-        done = True
 
     try:
         while not done:
             added += index.add_fingerprint_items(step(), on_exists="skip", progress_bar=False)
     finally:
         bar.close()
+    if error is not None:
+        raise error
     index.rebuild_ann()
     index.finish_build()
     return added
