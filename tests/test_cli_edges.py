@@ -431,3 +431,17 @@ def test_a_bad_song_stops_a_build_that_then_continues(setup, capsys, tmp_path):
     assert main([*argv, "--skip-bad"]) == 0
     idx = SongIndex.open(out)
     assert len(idx) == 6 and idx.unfinished_build is None
+
+
+def test_a_bad_song_in_an_add_says_nothing_was_added(setup, capsys, tmp_path):
+    import shutil
+    from chadml.cli.main import main
+    from chadml.index import SongIndex
+    ix, more = tmp_path / "ix", tmp_path / "more"
+    shutil.copytree(setup["whole"], ix)
+    more.mkdir()
+    shutil.copy(os.path.join(setup["songs"], "s1.flac"), more / "new1.flac")
+    (more / "new2.wav").write_bytes(b"RIFF\x00\x00\x00\x00WAVEnot really audio")
+    assert main(["-q", "index", "add", "--index", str(ix), "--songs", str(more)]) == 1
+    _one_line(capsys, "new2.wav", "nothing was added", "--skip-bad")
+    assert len(SongIndex.open(ix)) == 6

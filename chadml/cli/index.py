@@ -138,27 +138,28 @@ def build(args: argparse.Namespace) -> int:
         build_songs(idx, items, fp, separator=separator, on_error="skip" if args.skip_bad else "raise",
                     progress_bar=_progress(args))
     except (OSError, ValueError, ChadError) as exc:
-        _stopped(exc, idx)
+        _reraise(exc, f"the build stopped there: {idx.dir} keeps the {len(idx)} songs indexed before it; fix or "
+                      "remove that song, or add --skip-bad, and rerun the same command to continue")
     s = idx.info()
     print(f"indexed {s['songs']} songs ({s['hours']:.2f} h, {s['fingerprints']} fingerprints) into "
           f"{idx.dir} in {time.perf_counter() - t0:.1f} s; {s['size_bytes'] / 1e6:.1f} MB")
     return 0
 
 
-def _stopped(exc: Exception, idx) -> None:
-    """Re-raise a song's error that stopped a build, saying that the build can be continued."""
+def _reraise(exc: Exception, note: str) -> None:
+    """Re-raise a song's error that stopped a build or an add, in one line with ``note`` (what became of the
+    index, what to do), with the exit status of the error."""
     from ..errors import ChadError, UsageError
     from .main import exit_code
     why = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
     if isinstance(exc, OSError) and getattr(exc, "filename", None) and exc.filename not in why:
         why = f"{exc.filename}: {why}"
-    cls = UsageError if exit_code(exc) == 2 else ChadError
-    raise cls(f"{why} (the build stopped there: {idx.dir} keeps the {len(idx)} songs indexed before it; fix or "
-              "remove that song, or add --skip-bad, and rerun the same command to continue)") from exc
+    why = why.replace("on_exists='skip' or 'replace'", "--skip-existing or --replace")
+    raise (UsageError if exit_code(exc) == 2 else ChadError)(f"{why} ({note})") from exc
 
 
 def add(args: argparse.Namespace) -> int:
-    from ..errors import UsageError
+    from ..errors import ChadError, UsageError
     from .options import check_device, load_model, model_id_of
     if args.skip_existing and args.replace:
         raise UsageError("give at most one of --skip-existing and --replace")
@@ -183,8 +184,8 @@ def add(args: argparse.Namespace) -> int:
     try:
         added = idx.add_songs(items, fp, progress_bar=_progress(args),
                               on_error="skip" if args.skip_bad else "raise", on_exists=on_exists)
-    except ValueError as exc:       # a writer added one of the songs meanwhile: name the flags
-        raise UsageError(str(exc).replace("on_exists='skip' or 'replace'", "--skip-existing or --replace")) from None
+    except (OSError, ValueError, ChadError) as exc:
+        _reraise(exc, "nothing was added: an add is all or none; fix or remove that song, or add --skip-bad")
     print(f"added {len(added)} songs; the index holds {len(idx)}")
     return 0
 
