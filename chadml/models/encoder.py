@@ -17,6 +17,7 @@ Example
 """
 from __future__ import annotations
 
+import copy
 from math import gcd
 from typing import Any, Sequence
 
@@ -24,10 +25,13 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.nn.utils.fusion import fuse_conv_bn_eval
 
 from ..features import extract_features, make_windows
+from .threads import cap_threads
 
-__all__ = ["BasicBlock", "ResNet18Encoder", "fingerprint", "Fingerprinter", "model_device"]
+__all__ = ["BasicBlock", "ResNet18Encoder", "fingerprint", "Fingerprinter", "model_device", "PRECISIONS",
+           "bf16_supported"]
 
 
 class BasicBlock(nn.Module):
@@ -45,6 +49,14 @@ class BasicBlock(nn.Module):
         if stride != 1 or in_channels != channels:
             self.downsample = nn.Sequential(
                 nn.Conv2d(in_channels, channels, 1, stride=stride, bias=False), nn.BatchNorm2d(channels))
+
+    def fold_batchnorm_(self) -> None:
+        """Fold each BatchNorm (eval statistics) into the conv before it, in place: the BNs become
+        ``nn.Identity`` and the convs get the scale and a bias. For inference copies only."""
+        self.conv1, self.bn1 = fuse_conv_bn_eval(self.conv1, self.bn1), nn.Identity()
+        self.conv2, self.bn2 = fuse_conv_bn_eval(self.conv2, self.bn2), nn.Identity()
+        if self.downsample is not None:
+            self.downsample = fuse_conv_bn_eval(self.downsample[0], self.downsample[1])
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         identity = x if self.downsample is None else self.downsample(x)
@@ -131,6 +143,28 @@ class ResNet18Encoder(nn.Module):
         x = torch.flatten(F.adaptive_avg_pool2d(x, 1), 1)
         return F.normalize(self.fc(x), dim=1)
 
+    def inference_copy(self) -> "ResNet18Encoder":
+        """A copy for fast CPU inference: eval mode, no gradients, each BatchNorm folded into the conv
+        before it, weights in channels-last layout (oneDNN's direct path).
+
+        It computes this model's eval-mode outputs to float rounding (about 1e-7; see
+        ``tests/test_encoder.py``) about twice as fast on CPU (``bench/bench_fingerprint.py``). Its
+        ``state_dict`` is not this model's: save and identify the original, never the copy.
+
+        Example
+        -------
+        >>> m = ResNet18Encoder(width=8).eval()
+        >>> x = torch.randn(3, 84, 94)
+        >>> bool(torch.allclose(m.inference_copy()(x), m(x), atol=1e-5))
+        True
+        """
+        fast = copy.deepcopy(self).eval().requires_grad_(False)
+        fast.conv1, fast.bn1 = fuse_conv_bn_eval(fast.conv1, fast.bn1), nn.Identity()
+        for m in fast.modules():
+            if isinstance(m, BasicBlock):
+                m.fold_batchnorm_()
+        return fast.to(memory_format=torch.channels_last)
+
     def config(self) -> dict[str, Any]:
         """The constructor arguments, JSON-serialisable, for checkpoints (see :meth:`from_config`)."""
         return {"arch": "resnet18", "width": self.width, "dim": self.dim, "in_channels": self.in_channels}
@@ -155,6 +189,25 @@ def model_device(model: nn.Module) -> torch.device:
     for p in model.parameters():
         return p.device
     return torch.device("cpu")
+
+
+#: the precisions a :class:`Fingerprinter` runs its encoder in
+PRECISIONS = ("fp32", "bf16")
+
+
+def bf16_supported(device: str | torch.device = "cpu") -> bool:
+    """Whether ``device`` computes bfloat16 convolutions natively (a CPU with AVX512-BF16 or AMX through
+    oneDNN; a CUDA device that supports bf16)."""
+    device = torch.device(device)
+    if device.type == "cuda":
+        return bool(torch.cuda.is_bf16_supported())
+    if device.type != "cpu":
+        return False
+    check = getattr(getattr(torch.ops, "mkldnn", None), "_is_mkldnn_bf16_supported", None)
+    try:
+        return bool(check()) if check is not None else False
+    except RuntimeError:
+        return False
 
 
 def _as_windows(windows: Any) -> np.ndarray:
@@ -250,6 +303,20 @@ class Fingerprinter:
         The id of the model (:func:`chadml.models.checkpoint.checkpoint_id` of the checkpoint it was
         loaded from); ``None`` (the default) lets :func:`chadml.index.fingerprinter_id` hash the
         weights instead. Indexes record it and refuse queries by another model.
+    fast : bool
+        Encode with the model's :meth:`ResNet18Encoder.inference_copy` (BatchNorm folded, channels
+        last: the same fingerprints to float rounding, about twice as fast on CPU), made on first use
+        and again whenever the model's weights change. ``False``: the model itself. Models other than
+        :class:`ResNet18Encoder` always run as they are.
+
+    precision : str
+        "fp32" (the default), or "bf16": the encoder under ``torch.autocast`` in bfloat16, where the
+        device computes it natively (:func:`bf16_supported`; elsewhere "bf16" runs fp32). Lossy:
+        fingerprints differ from fp32 by about 2e-3 per element (see ``bench/README.md`` for its
+        effect on retrieval).
+
+    Making one also caps torch's CPU threads for the process (:func:`chadml.models.threads.cap_threads`:
+    ``CHAD_THREADS``, or no more than the CPUs the process may use).
 
     Example
     -------
@@ -260,12 +327,19 @@ class Fingerprinter:
 
     def __init__(self, model: nn.Module, feature_config: Any, window_config: Any,
                  device: str | torch.device | None = None, *, batch_size: int = 256,
-                 model_id: str | None = None) -> None:
+                 model_id: str | None = None, fast: bool = True, precision: str = "fp32") -> None:
         if not isinstance(model, nn.Module):
             raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
         if device is not None:
             model.to(device)
+        if precision not in PRECISIONS:
+            raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
+        cap_threads()
         self.model = model.eval()
+        self.precision = precision
+        self.fast = bool(fast)
+        self._fast_model: nn.Module | None = None
+        self._fast_key: tuple | None = None
         self.feature_config = feature_config
         self.window_config = window_config
         self.batch_size = int(batch_size)
@@ -293,6 +367,26 @@ class Fingerprinter:
             audio = _resample(np.asarray(audio, dtype=np.float32), int(sr), target)
         return extract_features(audio, self.feature_config)
 
+    def encoder(self) -> nn.Module:
+        """The module that computes the fingerprints: the model's inference copy (``fast``; rebuilt when
+        its weights or their device changed since the last call) or the model itself."""
+        if not self.fast or not isinstance(self.model, ResNet18Encoder):
+            return self.model
+        key = tuple((t.device, t.data_ptr(), t._version)
+                    for t in (*self.model.parameters(), *self.model.buffers()))
+        if self._fast_model is None or key != self._fast_key:
+            self._fast_model, self._fast_key = self.model.inference_copy(), key
+        return self._fast_model
+
+    def encode(self, windows: np.ndarray) -> np.ndarray:
+        """Fingerprints ``(n, dim)`` float32 of feature windows ``(n, F, Wf)`` (see :func:`fingerprint`)."""
+        model = self.encoder()
+        dev = model_device(model)
+        if self.precision == "bf16" and bf16_supported(dev):
+            with torch.autocast(dev.type, dtype=torch.bfloat16):
+                return fingerprint(model, windows, batch_size=self.batch_size)
+        return fingerprint(model, windows, batch_size=self.batch_size)
+
     def windows(self, features: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """``(windows (n, F, Wf), starts_s (n,))`` of a ``(F, T)`` feature matrix."""
         return make_windows(features, self.window_config, self.feature_config.frame_rate)
@@ -300,7 +394,7 @@ class Fingerprinter:
     def from_features(self, features: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Fingerprints ``(n, dim)`` float32 and window starts ``(n,)`` in seconds of ``(F, T)`` features."""
         w, starts = self.windows(features)
-        return fingerprint(self.model, w, batch_size=self.batch_size), np.asarray(starts, dtype=np.float64)
+        return self.encode(w), np.asarray(starts, dtype=np.float64)
 
     def from_audio(self, audio: np.ndarray, sr: int = 16000) -> tuple[np.ndarray, np.ndarray]:
         """Fingerprints ``(n, dim)`` float32 and window starts ``(n,)`` in seconds of a mono waveform."""
@@ -317,14 +411,13 @@ class Fingerprinter:
         counts = [len(w) for w, _ in parts]
         shapes = {w.shape[1:] for w, _ in parts if len(w)}
         if len(shapes) > 1:  # windows of different sizes cannot share a batch
-            return [(fingerprint(self.model, w, batch_size=self.batch_size), np.asarray(s, np.float64))
-                    for w, s in parts]
+            return [(self.encode(w), np.asarray(s, np.float64)) for w, s in parts]
         nonempty = [w for w, _ in parts if len(w)]
         if not nonempty:
             allw = np.zeros((0, 1, 1), np.float32)
         else:
             allw = np.concatenate(nonempty)
-        fps = fingerprint(self.model, allw, batch_size=self.batch_size)
+        fps = self.encode(allw)
         out, i = [], 0
         for (w, s), n in zip(parts, counts):
             out.append((fps[i:i + n], np.asarray(s, dtype=np.float64)))
