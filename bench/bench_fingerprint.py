@@ -255,11 +255,16 @@ def report(res: dict) -> list[str]:
     return lines
 
 
-def retrieval(eval_dir: str, ckpt: str, n_songs: int, work: str) -> list[str]:
-    """fp32 vs bf16 on the first ``n_songs`` songs of a ``bench/qbh_eval.py build`` folder: the songs
-    indexed and the queries (the built-in hummer's and the FluidSynth ones) fingerprinted in either
-    precision (all four pairs); top-1, top-10 and MRR, and how many queries get the same top-10 list
-    (ids in order) as fp32/fp32 and the largest change of the best score."""
+RETRIEVAL_RUNS = "fp32/0.25/fp32,fp32/0.25/bf16,bf16/0.25/fp32,bf16/0.25/bf16,fp32/0.5/fp32"
+
+
+def retrieval(eval_dir: str, ckpt: str, n_songs: int, work: str, runs: str = RETRIEVAL_RUNS) -> list[str]:
+    """Retrieval on the first ``n_songs`` songs of a ``bench/qbh_eval.py build`` folder with the songs
+    indexed and the queries (the built-in hummer's and the FluidSynth ones) fingerprinted in other ways.
+
+    ``runs``: comma-separated ``INDEX_PRECISION/STEP_S/QUERY_PRECISION`` (the first is the reference).
+    Reports top-1, top-10 and MRR, how many queries get the same top-10 list (ids in order) as the
+    reference, and the largest change of the best score."""
     from chadml.data import Manifest, SongTable
     from chadml.evaluate import mrr
     from chadml.index import SongIndex
@@ -274,31 +279,38 @@ def retrieval(eval_dir: str, ckpt: str, n_songs: int, work: str) -> list[str]:
                if r.audio_type == "humming" and str(r.group_id) in keep]
     queries += [(p, sid) for sid in sorted(keep)
                 if os.path.exists(p := os.path.join(eval_dir, "queries", "fluid", f"{sid}-fluid.flac"))]
-    fps = {p: load_fingerprinter(ckpt) for p in ("fp32", "bf16")}
-    for p, f in fps.items():
-        f.precision = p
+
+    def fingerprinter(precision: str, step: float):
+        fp = load_fingerprinter(ckpt)
+        fp.precision = precision
+        fp.window_config = WindowConfig(fp.window_config.window_s, step)
+        return fp
+
     lines = [f"# {len(items)} songs, {len(queries)} queries (hummer + FluidSynth) of {eval_dir}; model {ckpt}",
-             "| index | queries | top-1 | top-10 | MRR | index s | s per query | same top-10 as fp32/fp32 "
-             "| max top-1 score change |", "|---|---|---|---|---|---|---|---|---|"]
-    ref = None
-    for ip in ("fp32", "bf16"):
-        d = os.path.join(work, "index-" + ip)
-        t0 = time.perf_counter()
-        SongIndex.create(d, fingerprinter=fps[ip], model_path=ckpt).add_songs(items, fps[ip], progress_bar=False)
-        t_index = time.perf_counter() - t0
-        for qp in ("fp32", "bf16"):
-            searcher = Searcher(d, fingerprinter=fps[qp])
+             "| index | step s | queries | top-1 | top-10 | MRR | index s | s per query | same top-10 as the first "
+             "| max top-1 score change |", "|---|---|---|---|---|---|---|---|---|---|"]
+    ref, built = None, {}
+    for run in runs.split(","):
+        ip, step, qp = run.split("/")
+        if (ip, step) not in built:
+            d = os.path.join(work, f"index-{ip}-{step}")
+            fp = fingerprinter(ip, float(step))
             t0 = time.perf_counter()
-            res = [searcher.query(path, top=10) for path, _ in queries]
-            dt = (time.perf_counter() - t0) / max(1, len(queries))
-            lists = [[m.song_id for m in r] for r in res]
-            best = np.array([r[0].score if r else np.nan for r in res])
-            ref = ref or (lists, best)
-            ranks = [ids.index(t) + 1 if t in ids else None for ids, (_, t) in zip(lists, queries)]
-            same = sum(a == b for a, b in zip(lists, ref[0]))
-            lines.append(f"| {ip} | {qp} | {np.mean([r == 1 for r in ranks]):.3f} "
-                         f"| {np.mean([r is not None for r in ranks]):.3f} | {mrr(ranks):.3f} | {t_index:.0f} "
-                         f"| {dt:.3f} | {same}/{len(lists)} | {np.nanmax(np.abs(best - ref[1])):.1e} |")
+            SongIndex.create(d, fingerprinter=fp, model_path=ckpt).add_songs(items, fp, progress_bar=False)
+            built[ip, step] = (d, time.perf_counter() - t0)
+        d, t_index = built[ip, step]
+        searcher = Searcher(d, fingerprinter=fingerprinter(qp, float(step)))
+        t0 = time.perf_counter()
+        res = [searcher.query(path, top=10) for path, _ in queries]
+        dt = (time.perf_counter() - t0) / max(1, len(queries))
+        lists = [[m.song_id for m in r] for r in res]
+        best = np.array([r[0].score if r else np.nan for r in res])
+        ref = ref or (lists, best)
+        ranks = [ids.index(t) + 1 if t in ids else None for ids, (_, t) in zip(lists, queries)]
+        same = sum(a == b for a, b in zip(lists, ref[0]))
+        lines.append(f"| {ip} | {step} | {qp} | {np.mean([r == 1 for r in ranks]):.3f} "
+                     f"| {np.mean([r is not None for r in ranks]):.3f} | {mrr(ranks):.3f} | {t_index:.0f} "
+                     f"| {dt:.3f} | {same}/{len(lists)} | {np.nanmax(np.abs(best - ref[1])):.1e} |")
     return lines
 
 
@@ -323,14 +335,15 @@ def main() -> None:
     ap.add_argument("--flac", action="store_true", help="add reading the song from a FLAC file")
     ap.add_argument("--retrieval", metavar="EVAL", help="instead: fp32 vs bf16 retrieval on a qbh_eval folder")
     ap.add_argument("--model", help="the checkpoint for --retrieval")
-    ap.add_argument("--songs", type=int, default=40, help="songs of --retrieval")
+    ap.add_argument("--songs", type=int, default=50, help="songs of --retrieval")
+    ap.add_argument("--runs", default=RETRIEVAL_RUNS, help="INDEX_PRECISION/STEP_S/QUERY_PRECISION,... of --retrieval")
     a = ap.parse_args()
     import tempfile
     if a.retrieval:
         if not a.model:
             ap.error("--retrieval needs --model CKPT")
         with tempfile.TemporaryDirectory() as tmp:
-            print("\n".join(retrieval(a.retrieval, a.model, a.songs, tmp)))
+            print("\n".join(retrieval(a.retrieval, a.model, a.songs, tmp, a.runs)))
         return
     with tempfile.TemporaryDirectory() as tmp:
         res = measure(seconds=20.0 if a.quick else a.seconds, repeat=a.repeat,

@@ -25,13 +25,27 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torch.nn.utils.fusion import fuse_conv_bn_eval
 
 from ..features import extract_features, make_windows
 from .threads import cap_threads
 
-__all__ = ["BasicBlock", "ResNet18Encoder", "fingerprint", "Fingerprinter", "model_device", "PRECISIONS",
+__all__ = ["fold_conv_bn_", "BasicBlock", "ResNet18Encoder", "fingerprint", "Fingerprinter", "model_device", "PRECISIONS",
            "bf16_supported"]
+
+
+def fold_conv_bn_(conv: nn.Conv2d, bn: nn.BatchNorm2d) -> nn.Conv2d:
+    """``conv`` made to compute ``bn(conv(x))`` (eval-mode statistics) by itself, in place: new weight and
+    bias parameters (no gradients, the weight channels-last); ``bn`` is left as it is. Returns ``conv``."""
+    with torch.no_grad():
+        scale = bn.weight * torch.rsqrt(bn.running_var + bn.eps)
+        w = torch.empty_like(conv.weight, memory_format=torch.channels_last)
+        torch.mul(conv.weight, scale.reshape(-1, 1, 1, 1), out=w)
+        b = bn.bias - bn.running_mean * scale
+        if conv.bias is not None:
+            b = b + conv.bias * scale
+    conv.weight = nn.Parameter(w, requires_grad=False)
+    conv.bias = nn.Parameter(b, requires_grad=False)
+    return conv
 
 
 class BasicBlock(nn.Module):
@@ -53,10 +67,10 @@ class BasicBlock(nn.Module):
     def fold_batchnorm_(self) -> None:
         """Fold each BatchNorm (eval statistics) into the conv before it, in place: the BNs become
         ``nn.Identity`` and the convs get the scale and a bias. For inference copies only."""
-        self.conv1, self.bn1 = fuse_conv_bn_eval(self.conv1, self.bn1), nn.Identity()
-        self.conv2, self.bn2 = fuse_conv_bn_eval(self.conv2, self.bn2), nn.Identity()
+        self.conv1, self.bn1 = fold_conv_bn_(self.conv1, self.bn1), nn.Identity()
+        self.conv2, self.bn2 = fold_conv_bn_(self.conv2, self.bn2), nn.Identity()
         if self.downsample is not None:
-            self.downsample = fuse_conv_bn_eval(self.downsample[0], self.downsample[1])
+            self.downsample = fold_conv_bn_(self.downsample[0], self.downsample[1])
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         identity = x if self.downsample is None else self.downsample(x)
@@ -158,12 +172,16 @@ class ResNet18Encoder(nn.Module):
         >>> bool(torch.allclose(m.inference_copy()(x), m(x), atol=1e-5))
         True
         """
-        fast = copy.deepcopy(self).eval().requires_grad_(False)
-        fast.conv1, fast.bn1 = fuse_conv_bn_eval(fast.conv1, fast.bn1), nn.Identity()
+        # copy the modules, not the tensors: the copy's parameters share the original's storage (read
+        # only, no gradients) until folding gives the convs new ones
+        memo: dict = {id(t): nn.Parameter(t.detach(), requires_grad=False) for t in self.parameters()}
+        memo.update({id(t): t.detach() for t in self.buffers()})
+        fast = copy.deepcopy(self, memo).eval()
+        fast.conv1, fast.bn1 = fold_conv_bn_(fast.conv1, fast.bn1), nn.Identity()
         for m in fast.modules():
             if isinstance(m, BasicBlock):
                 m.fold_batchnorm_()
-        return fast.to(memory_format=torch.channels_last)
+        return fast
 
     def config(self) -> dict[str, Any]:
         """The constructor arguments, JSON-serialisable, for checkpoints (see :meth:`from_config`)."""
