@@ -103,10 +103,10 @@ def test_a_short_store_or_an_unknown_format_is_corrupt(tmp_path):
         SongIndex.open(tmp_path / "ix")
     _handmade_index(tmp_path / "iy", songs)
     conn = sqlite3.connect(tmp_path / "iy" / "catalog.sqlite")
-    conn.execute("UPDATE meta SET value = '2' WHERE key = 'format_version'")
+    conn.execute("UPDATE meta SET value = '3' WHERE key = 'format_version'")
     conn.commit()
     conn.close()
-    with pytest.raises(IndexCorruptError, match="format_version 2"):
+    with pytest.raises(IndexCorruptError, match="format_version 3"):
         SongIndex.open(tmp_path / "iy")
 
 

@@ -9,6 +9,10 @@
 - ``songs (song_id, title, path, duration, n_fingerprints, offset, added)``: one row per song, ``offset``
   being the store row of its first fingerprint.
 
+``format_version`` is 1 for an index any chad since format 1 reads (a float32 or float16 store, FAISS in
+one file) and 2 for one that needs this chad: an int8 store, or FAISS inverted lists on disk
+(:func:`format_version`); an older chad refuses format 2 with a clear message instead of misreading it.
+
 A reader reads one generation (meta and songs) in one read transaction; a writer changes the songs and
 points the meta at the next generation in one transaction (:meth:`Catalog.commit`).
 """
@@ -24,10 +28,12 @@ from typing import Sequence
 
 from ..errors import ChadError
 
-__all__ = ["FORMAT_VERSION", "CATALOG", "SongInfo", "IndexMismatchError", "IndexCorruptError", "Catalog",
+__all__ = ["FORMAT_VERSION", "READ_VERSIONS", "format_version", "CATALOG", "SongInfo", "IndexMismatchError", "IndexCorruptError", "Catalog",
            "config_dict", "new_meta", "check_compatible", "describe", "connect"]
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2          # the newest format this chad writes (:func:`format_version`: the one an index needs)
+READ_VERSIONS = (1, 2)
+STORE_DTYPES = ("float32", "float16", "int8")
 CATALOG = "catalog.sqlite"
 
 _SCHEMA = (
@@ -85,6 +91,15 @@ def _model_ref(model_path) -> str:
     return ref if ref.startswith("builtin:") else os.path.abspath(ref)
 
 
+def format_version(dtype: str, faiss_params: dict | None = None) -> int:
+    """The format an index needs: 2 with an int8 store or on-disk FAISS lists, else 1 (what every chad reads).
+
+    >>> format_version("float16"), format_version("int8"), format_version("float32", {"ondisk": True})
+    (1, 2, 2)
+    """
+    return 2 if dtype == "int8" or (faiss_params or {}).get("ondisk") else 1
+
+
 def new_meta(*, model_id: str, model_path, feature_config, window_config, dim: int, dtype: str, kind: str,
              store_file: str, version: str) -> dict:
     """The meta of a new, empty index (generation 0); ``window_config`` must have ``step_s``."""
@@ -95,7 +110,7 @@ def new_meta(*, model_id: str, model_path, feature_config, window_config, dim: i
     if "step_s" not in wc:
         raise ValueError(f"window_config must have step_s (the fingerprint step in seconds), got {wc}")
     return {
-        "format_version": FORMAT_VERSION, "chad_version": version, "created": time.time(),
+        "format_version": format_version(dtype), "chad_version": version, "created": time.time(),
         "model_id": str(model_id), "model_path": _model_ref(model_path),
         "feature_config": fc, "window_config": wc, "dim": dim, "dtype": dtype,
         "kind": kind, "faiss": {}, "generation": 0, "faiss_file": "",
@@ -183,9 +198,13 @@ class Catalog:
             raise IndexCorruptError(f"cannot read the catalog of index {self.dir}: {exc}") from exc
         finally:
             conn.close()
-        if meta.get("format_version") != FORMAT_VERSION:
+        if meta.get("format_version") not in READ_VERSIONS:
             raise IndexCorruptError(f"index {self.dir} has format_version {meta.get('format_version')}, "
-                                    f"this chad reads {FORMAT_VERSION}: rebuild it")
+                                    f"this chad reads {', '.join(map(str, READ_VERSIONS))}: rebuild it (or use "
+                                    "the chad that made it)")
+        if meta.get("dtype") not in STORE_DTYPES:
+            raise IndexCorruptError(f"index {self.dir} stores its fingerprints as {meta.get('dtype')!r}; this chad "
+                                    f"reads {', '.join(STORE_DTYPES)}: rebuild it (or use the chad that made it)")
         meta["songs"] = [SongInfo(str(r[0]), r[1], r[2], float(r[3]), int(r[4]), int(r[5])) for r in rows]
         return meta
 
@@ -213,7 +232,9 @@ class Catalog:
             old_files.append(st["store_file"])
         update = {"generation": int(st["generation"]) + 1, "faiss_file": faiss_file,
                   "previous_files": [f for f in old_files if f not in (faiss_file, store_file)],
-                  "faiss": faiss_params}
+                  "faiss": faiss_params,
+                  # an index moves to format 2 when it starts to need it (never back: older readers)
+                  "format_version": max(int(st["format_version"]), format_version(st["dtype"], faiss_params))}
         for key, value in (("store_rows", store_rows), ("dead_rows", dead_rows)):
             if value is not None:
                 update[key] = int(value)
@@ -250,11 +271,15 @@ def describe(directory: str, meta: dict, songs: Sequence[SongInfo]) -> dict:
         p = os.path.join(directory, f)
         if os.path.isfile(p):
             files[f] = os.path.getsize(p)
-    live = [meta["store_file"], CATALOG] + ([meta["faiss_file"]] if meta["faiss_file"] else [])
+    # the generation's files: the catalog, the store (and an int8 store's scales: store-<s>.i8.scale), the
+    # FAISS index (and its on-disk lists: faiss-<g>.ivfdata)
+    stems = [meta["store_file"] + "."] + ([meta["faiss_file"].rsplit(".", 1)[0] + "."] if meta["faiss_file"] else [])
+    live = [f for f in files if f in (meta["store_file"], CATALOG, meta["faiss_file"])
+            or any(f.startswith(p) for p in stems)]
     size = sum(files.get(f, 0) for f in live) + files.get(CATALOG + "-wal", 0)
     hours = sum(s.duration for s in songs) / 3600.0
     return {
-        "path": directory, "format_version": FORMAT_VERSION, "generation": int(meta["generation"]),
+        "path": directory, "format_version": int(meta["format_version"]), "generation": int(meta["generation"]),
         "songs": len(songs), "fingerprints": int(sum(s.n_fingerprints for s in songs)), "hours": hours,
         "model_id": meta["model_id"], "model_path": meta.get("model_path") or None,
         "feature_config": dict(meta["feature_config"]), "window_config": dict(meta["window_config"]),

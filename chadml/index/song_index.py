@@ -6,8 +6,10 @@ An index is a directory::
       catalog.sqlite         meta (format_version, model id, feature/window config, FAISS parameters,
                              the current generation) and the songs (id, title, path, duration,
                              n_fingerprints, offset of the song's first row in the store)
-      store-<s>.f32|.f16     the fingerprints of every song, row after row (raw, memory-mapped)
+      store-<s>.f32|.f16|.i8 the fingerprints of every song, row after row (raw, memory-mapped)
+      store-<s>.i8.scale     an int8 store's per-row scales (float32)
       faiss-<g>.index        the FAISS index of generation g; its ids are store rows
+      faiss-<g>.ivfdata      its inverted lists, where they are on disk (catalogue scale: :mod:`.ann`)
       write.lock             held (flock) by the one writer at a time
       starts-<g>.json        where the songs of generation g start in their recordings (the silence
                              trimmed at ingest; absent: all at 0 s): :mod:`chadml.index.starts`
@@ -44,8 +46,8 @@ from . import ann
 from .catalog import CATALOG, Catalog, IndexCorruptError, SongInfo, check_compatible, describe, new_meta
 from .ingest import checked_items, fingerprint_items, fingerprinter_id
 from .starts import read_starts, remove_old_starts, write_starts
-from .store import (StoreView, append_songs, check_fps, next_store_file, open_rows, store_file_name, truncate,
-                    write_compacted)
+from .store import (DTYPES, StoreView, append_songs, check_fps, create_store, next_store_file, open_rows,
+                    store_dtype, store_file_name, store_files, truncate, write_compacted)
 
 __all__ = ["SongIndex", "LOCK", "BUILDING"]
 
@@ -78,7 +80,7 @@ def _create_directory(directory: str, meta: dict, building: dict | None = None) 
     tmp = tempfile.mkdtemp(prefix="." + os.path.basename(directory) + ".", suffix=".tmp", dir=parent)
     try:
         Catalog.create(tmp, meta)
-        open(os.path.join(tmp, meta["store_file"]), "wb").close()
+        create_store(tmp, meta["store_file"])
         open(os.path.join(tmp, LOCK), "wb").close()
         if building is not None:
             with open(os.path.join(tmp, BUILDING), "w", encoding="utf-8") as f:
@@ -95,7 +97,9 @@ def _create_directory(directory: str, meta: dict, building: dict | None = None) 
 
 
 def _remove_stale_files(directory: str, keep: set[str]) -> None:
-    """Delete the FAISS and store files of ``directory`` not in ``keep`` (no reader of the catalog uses them)."""
+    """Delete the FAISS and store files of ``directory`` not in ``keep`` nor belonging to a file in it (an
+    int8 store's scales, a FAISS index's on-disk lists): no reader of the catalog uses them."""
+    keep = {g for f in keep for g in (store_files(f) if f.startswith("store-") else [f, ann.lists_file(f)])}
     for f in os.listdir(directory):
         if (f.startswith("faiss-") or f.startswith("store-")) and f not in keep:
             with contextlib.suppress(OSError):
@@ -131,7 +135,8 @@ class SongIndex:
         ``feature_config`` and ``window_config`` (objects with ``to_dict()`` or dicts; the window
         config needs ``step_s``). ``kind``: "auto" (exact search up to 200k fingerprints, IVF with
         8-bit scalar quantisation above), "flat", "ivf" (IVF-Flat), "ivfsq", "ivfpq" or "hnsw".
-        ``dtype``: the store's "float32" or "float16".
+        ``dtype``: the store's "float32", "float16" or "int8" (per-row scale; or "f32", "f16", "i8"): 4, 2
+        or 1 byte per value (int8 indexes are format 2: :func:`chadml.index.catalog.format_version`).
         ``model_path``: a checkpoint recorded so that a :class:`chadml.search.Searcher` can load it.
         ``building``: the new index is an unfinished build of these songs (a JSON-ready dict, e.g. the
         song source and model: :attr:`unfinished_build`) until :meth:`finish_build`.
@@ -142,8 +147,7 @@ class SongIndex:
         """
         if kind not in ann.KINDS:
             raise ValueError(f"kind must be one of {ann.KINDS}, got {kind!r}")
-        if dtype not in ("float32", "float16"):
-            raise ValueError(f"dtype must be 'float32' or 'float16', got {dtype!r}")
+        dtype = store_dtype(dtype)
         if isinstance(dim, bool) or not isinstance(dim, int) or dim < 1:
             raise ValueError(f"dim must be a positive integer, got {dim!r}")
         if fingerprinter is not None:
@@ -211,6 +215,9 @@ class SongIndex:
                         "(`chad index build` into a new --out)") from None
             else:
                 fidx = self._faiss_index
+        if not st["store_file"].endswith("." + DTYPES[st["dtype"]]):
+            raise IndexCorruptError(f"index {self.dir} is corrupt: its catalog says {st['dtype']} fingerprints but "
+                                    f"its store is {st['store_file']}; build the index again")
         key = (st["store_file"], int(st["store_rows"]))
         store = (self._store if key == self._store_key else
                  open_rows(os.path.join(self.dir, st["store_file"]), st["dtype"], key[1], int(st["dim"])))
@@ -241,7 +248,7 @@ class SongIndex:
     step_s = property(lambda self: float(self._meta["window_config"]["step_s"]),
                       doc="Seconds between consecutive fingerprints of a song (the window step).")
     dim = property(lambda self: int(self._meta["dim"]))
-    dtype = property(lambda self: self._meta["dtype"], doc='The store\'s "float32" or "float16".')
+    dtype = property(lambda self: self._meta["dtype"], doc='The store\'s "float32", "float16" or "int8".')
     generation = property(lambda self: int(self._meta["generation"]))
     faiss_params = property(lambda self: dict(self._meta["faiss"]))
     lengths = property(lambda self: self._view.lengths,
@@ -390,8 +397,11 @@ class SongIndex:
 
     def _next_faiss(self, st: dict, removed: Sequence[SongInfo], new: Sequence[SongInfo],
                     live_after: Sequence[SongInfo], *, rebuild: bool = False):
+        nxt = f"faiss-{int(st['generation']) + 1}.index"
         return ann.next_index(self._faiss_index, st["faiss"], st["kind"], int(st["dim"]), self._store_w,
-                              removed, new, live_after, rebuild=rebuild)
+                              removed, new, live_after, rebuild=rebuild,
+                              lists_path=os.path.join(self.dir, ann.lists_file(nxt)),
+                              current_path=os.path.join(self.dir, st["faiss_file"]) if st["faiss_file"] else None)
 
     def _commit(self, st: dict, new_faiss, faiss_params: dict, **changes) -> None:
         """Write the next generation's FAISS file, commit the catalog (``changes``: the songs and store
