@@ -111,6 +111,25 @@ def rerank(q: np.ndarray, data: np.ndarray, offsets: np.ndarray, threads: int) -
     return scores, lags, int(bad[0])
 
 
+_DTYPES = {np.dtype(np.float32): lib.CHADSP_F32, np.dtype(np.float16): lib.CHADSP_F16, np.dtype(np.int8): lib.CHADSP_I8}
+
+
+def rerank_ranges(q: np.ndarray, data: np.ndarray, scales, starts: np.ndarray, lengths: np.ndarray,
+                  threads: int) -> tuple[np.ndarray, np.ndarray, int]:
+    """(scores, lags, bad) of the row ranges ``[starts[k], starts[k] + lengths[k])`` of ``data`` (float32,
+    float16 or int8 rows; ``scales`` float32 per row for int8, or None); ``bad`` as :func:`rerank`."""
+    n = starts.size
+    scores = np.zeros(n, dtype=np.float32)
+    lags = np.zeros(n, dtype=np.int64)
+    bad = ffi.new("int64_t *")
+    sc = ffi.NULL if scales is None else ptr(scales, "float *")
+    _check_rc(lib.chadsp_rerank_ranges(ptr(q, "float *"), q.shape[0], q.shape[1], ptr(data, "void *"),
+                                       data.shape[0], _DTYPES[data.dtype], sc, ptr(starts, "int64_t *"), ptr(lengths, "int64_t *"),
+                                       n, threads, ptr(scores, "float *"), ptr(lags, "int64_t *"), bad),
+              "rerank_ranges")
+    return scores, lags, int(bad[0])
+
+
 # ---------------------------------------------------------------------------------------------- dtw
 def dtw_batch(q: np.ndarray, data: np.ndarray, offsets: np.ndarray, band: int, metric: int,
               threads: int) -> np.ndarray:

@@ -15,7 +15,11 @@ __all__ = [
     "as_signal", "as_sequence", "as_sequence_pair", "check_int", "check_float", "check_threads",
     "check_packed", "as_sequence_list", "check_intervals", "check_frame_args", "check_bool",
     "check_distance", "check_metric", "check_band", "check_magnitude", "check_packed_finite", "METRICS", "MAX_ABS",
+    "STORE_DTYPES", "check_store", "check_scales", "check_ranges",
 ]
+
+# Row types that the re-ranking kernels read in place from a packed store (others are converted to float32).
+STORE_DTYPES = (np.dtype(np.float32), np.dtype(np.float16), np.dtype(np.int8))
 
 
 def _real_array(x, name: str, dtype=np.float32) -> np.ndarray:
@@ -80,14 +84,15 @@ def as_sequence_pair(a, b, names=("query", "target"), **kw) -> tuple[np.ndarray,
     return x, y
 
 
-def as_sequence_list(candidates, name: str, dim: int, *, dtype=np.float32) -> tuple[np.ndarray, np.ndarray]:
+def as_sequence_list(candidates, name: str, dim: int, *, dtype=np.float32,
+                     in_place=None) -> tuple[np.ndarray, np.ndarray]:
     """A list of ``(Ti, D)`` sequences, or a packed pair ``(concat, offsets)``, as the packed pair.
 
-    Lists are concatenated (a copy); a packed pair is checked and used in place.
+    Lists are concatenated (a copy); a packed pair is checked and used in place (see :func:`check_packed`).
     """
     if isinstance(candidates, tuple) and len(candidates) == 2 and not isinstance(candidates[0], (list, tuple)):
         data, offsets = candidates
-        return check_packed(data, offsets, name, dim, dtype=dtype)
+        return check_packed(data, offsets, name, dim, dtype=dtype, in_place=in_place)
     if isinstance(candidates, np.ndarray):
         raise TypeError(f"{name} must be a list of (T, D) arrays or a packed pair (data, offsets), "
                         f"got a single array of shape {candidates.shape}")
@@ -110,16 +115,28 @@ def as_sequence_list(candidates, name: str, dim: int, *, dtype=np.float32) -> tu
     return data, offsets
 
 
-def check_packed(data, offsets, name: str, dim: int, *, dtype=np.float32) -> tuple[np.ndarray, np.ndarray]:
-    """A packed pair: ``data`` ``(N, D)`` and ``offsets`` int64 ``[n+1]``, non-decreasing, within ``[0, N]``."""
-    if isinstance(data, np.ndarray) and data.dtype == dtype and data.ndim == 2 and data.flags.c_contiguous:
+def _store_array(data, name: str, dim: int, dtype, in_place) -> np.ndarray:
+    """``data`` ``(N, D)`` in place when it is a 2-D C-contiguous array of ``dtype`` or of a dtype in
+    ``in_place`` (not scanned: the kernels detect NaN/inf); otherwise converted to ``dtype`` (a copy,
+    checked finite)."""
+    keep = (np.dtype(dtype),) if in_place is None else tuple(np.dtype(t) for t in in_place)
+    if isinstance(data, np.ndarray) and data.dtype in keep and data.ndim == 2 and data.flags.c_contiguous:
         arr = data  # in place: the index's memory-mapped store is not copied
-        if arr.dtype.kind not in "f":
-            raise TypeError(f"{name} data must be float, got {arr.dtype}")
     else:
-        arr = as_sequence(data, f"{name} data", dtype=dtype, allow_empty=True)
+        arr = as_sequence(data, name, dtype=dtype, allow_empty=True)
     if arr.shape[1] != dim:
-        raise ValueError(f"{name} data has feature dimension {arr.shape[1]}, expected D = {dim} (the query's)")
+        raise ValueError(f"{name} has feature dimension {arr.shape[1]}, expected D = {dim} (the query's)")
+    return arr
+
+
+def check_packed(data, offsets, name: str, dim: int, *, dtype=np.float32,
+                 in_place=None) -> tuple[np.ndarray, np.ndarray]:
+    """A packed pair: ``data`` ``(N, D)`` and ``offsets`` int64 ``[n+1]``, non-decreasing, within ``[0, N]``.
+
+    ``data`` is used in place when it is C-contiguous and of ``dtype`` or of a dtype in ``in_place``
+    (e.g. :data:`STORE_DTYPES`); otherwise it is converted to ``dtype``.
+    """
+    arr = _store_array(data, f"{name} data", dim, dtype, in_place)
     off = np.asarray(offsets)
     if off.dtype.kind not in "iu":
         raise TypeError(f"{name} offsets must be integers, got dtype {off.dtype}")
@@ -134,6 +151,66 @@ def check_packed(data, offsets, name: str, dim: int, *, dtype=np.float32) -> tup
         raise ValueError(f"{name} offsets must be non-decreasing, got offsets[{i}] = {int(off[i])} > "
                          f"offsets[{i + 1}] = {int(off[i + 1])}")
     return arr, off
+
+
+def check_store(data, name: str, dim: int) -> np.ndarray:
+    """A packed store of rows ``(N, D)``: float32, float16 or int8 (:data:`STORE_DTYPES`) C-contiguous
+    rows are used in place (a memory map is fine, and is not scanned); other real arrays are converted to
+    float32 (a copy, checked finite)."""
+    return _store_array(data, name, dim, np.float32, STORE_DTYPES)
+
+
+def check_scales(scales, data: np.ndarray, name: str = "scales") -> np.ndarray | None:
+    """Per-row scales of an int8 store: ``None`` (every row scale 1) or a 1-D real array of ``len(data)``
+    values, as C-contiguous float32 (used in place when it is one; not scanned: a NaN/inf scale is met
+    while scoring). Only int8 rows take scales."""
+    if scales is None:
+        return None
+    if data.dtype != np.int8:
+        raise ValueError(f"{name} apply to int8 rows only, got rows of dtype {data.dtype}")
+    if isinstance(scales, np.ndarray) and scales.dtype == np.float32 and scales.flags.c_contiguous:
+        arr = scales
+    else:
+        arr = _real_array(scales, name)
+    if arr.ndim != 1 or arr.shape[0] != data.shape[0]:
+        raise ValueError(f"{name} must be 1-D with one scale per row ({data.shape[0]}), got shape {arr.shape}")
+    return arr
+
+
+def check_ranges(starts, lengths, n_rows: int) -> tuple[np.ndarray, np.ndarray]:
+    """Row ranges ``[starts[k], starts[k] + lengths[k])`` of a store of ``n_rows`` rows: two 1-D integer
+    arrays of equal length, ``starts >= 0``, ``lengths >= 0``, ranges within ``[0, n_rows]`` (any order,
+    overlaps allowed), as C-contiguous int64."""
+    out = []
+    for v, nm in ((starts, "starts"), (lengths, "lengths")):
+        if isinstance(v, (str, bytes)) or v is None:
+            raise TypeError(f"{nm} must be a 1-D integer array, got {type(v).__name__}")
+        a = np.asarray(v)
+        if a.size == 0 and a.ndim == 1:
+            a = a.astype(np.int64)
+        if a.dtype.kind not in "iu":
+            raise TypeError(f"{nm} must be integers, got dtype {a.dtype}")
+        if a.ndim != 1:
+            raise ValueError(f"{nm} must be 1-D, got shape {a.shape}")
+        if a.dtype.kind == "u" and a.size and a.max() > np.iinfo(np.int64).max:
+            raise ValueError(f"{nm} must fit in int64, got a value {int(a.max())}")
+        out.append(np.ascontiguousarray(a, dtype=np.int64))
+    st, ln = out
+    if st.shape != ln.shape:
+        raise ValueError(f"starts and lengths must have the same length, got {st.size} and {ln.size}")
+    if st.size:
+        if st.min() < 0:
+            i = int(np.argmin(st))
+            raise ValueError(f"starts must be >= 0, got starts[{i}] = {int(st[i])}")
+        if ln.min() < 0:
+            i = int(np.argmin(ln))
+            raise ValueError(f"lengths must be >= 0, got lengths[{i}] = {int(ln[i])}")
+        over = st > n_rows - ln          # st + ln > n_rows, without overflow
+        if over.any():
+            i = int(np.argmax(over))
+            raise ValueError(f"ranges must lie within the {n_rows} rows of data, got starts[{i}] = {int(st[i])} "
+                             f"with lengths[{i}] = {int(ln[i])}")
+    return st, ln
 
 
 def check_intervals(intervals, name: str = "intervals") -> np.ndarray:

@@ -67,6 +67,21 @@ int chadsp_pearson_curve(const float *query, int64_t tq, const float *target, in
 int chadsp_rerank(const float *query, int64_t tq, int64_t d, const float *data, const int64_t *offsets,
                   int64_t n, int threads, float *scores, int64_t *lags, int64_t *bad);
 
+/* Element types of a packed store of rows (chadsp_rerank_ranges). */
+enum chadsp_dtype { CHADSP_F32 = 0, CHADSP_F16 = 1, CHADSP_I8 = 2 };
+
+/* chadsp_rerank over row ranges of one packed store: candidate k is the rows
+ * [starts[k], starts[k] + lengths[k]) of data (n_rows rows of d elements of type dtype: float32; IEEE
+ * float16; int8, whose row r is data[r] * scales[r] in float32, scales NULL meaning 1), every range
+ * within [0, n_rows). Ranges may overlap and come in any order. float32 rows are read in place;
+ * float16 and int8 rows are converted to float32 one tile of about 450 lags at a time (per-thread
+ * scratch, never the whole store). Scores, lags, the rules for short and empty candidates and *bad are
+ * those of chadsp_rerank (a NaN/inf value or scale met), and the scores are those of chadsp_rerank on
+ * the float32 values of the rows, exactly. */
+int chadsp_rerank_ranges(const float *query, int64_t tq, int64_t d, const void *data, int64_t n_rows, int dtype,
+                         const float *scales, const int64_t *starts, const int64_t *lengths, int64_t n,
+                         int threads, float *scores, int64_t *lags, int64_t *bad);
+
 /* The correlation curve from FFT numerators: num[l] = dot(qc, target[l:l+tq] - shift) for a centred
  * query qc whose values sum to qsum; out[tt - tq + 1]. */
 int chadsp_pearson_normalize(const float *query, int64_t tq, const float *target, int64_t tt, int64_t d,

@@ -1,5 +1,6 @@
 /* pearson.c: sliding Pearson correlation of fingerprint blocks (direct), its FFT finishing step, and
- * batched re-ranking (max over lags against many candidates).
+ * batched re-ranking (max over lags against many candidates: row ranges of one packed store of float32,
+ * float16 or int8 rows).
  *
  * The similarity at lag l of a query Q (tq x d) with a target T (tt x d) is the Pearson correlation of
  * Q.ravel() and T[l:l+tq].ravel() (n = tq*d values); a block with zero variance scores 0.
@@ -8,21 +9,31 @@
  * - The query is centred once (in double, stored as float32 qc); its sum of squares qss is exact.
  *   The numerator at lag l is dot(qc, T_l) - mean(T_l) * sum(qc): the second term removes what
  *   float32 rounding left of qc's mean, so the numerator is the centred product.
- * - The dot products: a register-blocked micro-kernel. For a block of NL consecutive lags and one
- *   chunk of VW feature columns it walks the query rows i = 0..tq-1 keeping a rotating window of NL
- *   target rows (rows i..i+NL-1 of the block) in vector registers: every step loads one new target
- *   row chunk and one query row chunk and does NL fused multiply-adds, one per lag. The lane sums are
- *   reduced once per block. The Tq x Ts matrix of products never exists in memory.
+ * - The dot products: a register-blocked micro-kernel (a GEMM of the query block with a tile of target
+ *   rows that keeps only the diagonal sums). For a block of NL consecutive lags and one chunk of VW
+ *   feature columns it walks the query rows i = 0..tq-1 keeping a rotating window of NL target rows
+ *   (rows i..i+NL-1 of the block) in vector registers: every step loads one new target row chunk and
+ *   one query row chunk and does NL fused multiply-adds, one per lag. The lane sums of the NL
+ *   accumulators are reduced once per block (with AVX-512: one transposing reduction of 16 vectors).
+ *   The Tq x Ts matrix of products never exists in memory.
  *   1-D signals (d == 1) go through the same kernel: the lags r, r + 16, r + 32, ... are the row lags
  *   of the query read as rows of 16 samples (zero-padded) against the signal read as rows of 16
  *   samples starting at sample r, for r = 0..15.
+ * - Store rows of another type (float16; int8 times a per-row float32 scale) are converted to float32
+ *   one tile (segment) at a time (O(SEGD + tq) rows per thread), never the whole store, as the blocks
+ *   reach them; float32 rows are read in place. The row statistics are taken on the way, just before
+ *   the first block that reads the rows (which then finds them in L1).
  * - While a candidate is scored, the next one is prefetched into cache a few lines at a time between
  *   the FMAs, so that the first pass over it (row statistics) does not wait on memory.
- * - Window sums and sums of squares of the target blocks come from per-row sums in double, summed
- *   exactly at the start of every run of max(tq, 64) lags and updated by add/subtract within it, so
- *   rounding stays relative to the local blocks (a constant block gets an exactly zero variance).
- * - Long targets are processed in segments of SEG lags: scratch is O(SEG + tq) per thread, never
- *   proportional to the total candidate size.
+ * - Window sums and sums of squares of the target blocks come from per-row sums, summed exactly at the
+ *   start of every run of max(tq, 64) lags and updated by add/subtract (in double) within it. The
+ *   per-row sums are first taken in float32 lanes (fast); where a window's variance is within REFINE
+ *   of its mean square (near-constant blocks), or a value is not finite, the segment's row sums are
+ *   taken again in double, so that rounding stays relative to the local blocks (a constant block gets
+ *   an exactly zero variance) and NaN/inf are told apart from float32 overflow.
+ * - Targets are processed in segments of SEGD lags (SEG for 1-D signals), the same for every row type
+ *   (equal rows, equal scores): scratch is O(SEG + tq) per thread, never proportional to the total
+ *   candidate size.
  */
 #include "chadsp.h"
 
@@ -33,7 +44,7 @@
 #ifdef _OPENMP
 #include <omp.h>
 #endif
-#if defined(__AVX512F__)
+#if defined(__AVX512F__) || defined(__F16C__)
 #include <immintrin.h>
 #endif
 
@@ -53,10 +64,14 @@
 #define NL 7
 #endif
 #define RW 16       /* 1-D signals are read as rows of RW samples (see segment) */
-#define SEG (RW * NL * 10)   /* lags per segment: whole blocks */
+#define SEG (RW * NL * 10)   /* lags per segment of a 1-D signal (whole blocks): scratch size */
+#define SEGD (NL * (448 / NL))   /* lags per segment of rows (d > 1; whole blocks, about 448) */
 
 /* A block is numerically constant (scores 0) when its variance is <= ZERO_VAR_REL times its mean square. */
 #define ZERO_VAR_REL 1e-10
+/* Fast (float32) row sums are kept for windows whose variance exceeds REFINE times their mean square:
+ * their relative error (~1e-6 of the mean square) is then below 1e-4 of the variance. */
+#define REFINE 1e-2
 
 typedef float vf __attribute__((vector_size(VW * 4)));
 typedef float vfu __attribute__((vector_size(VW * 4), aligned(4), may_alias));
@@ -64,6 +79,7 @@ typedef float vhu __attribute__((vector_size(VW * 2), aligned(4), may_alias));  
 typedef double vd __attribute__((vector_size(VW * 4)));                         /* VW/2 doubles */
 
 static inline vf loadu(const float *p) { return *(const vfu *)p; }
+static inline void storeu(float *p, vf x) { *(vfu *)p = x; }
 
 static inline double hsum(vf a)
 {
@@ -76,6 +92,33 @@ static inline double hsum(vf a)
     for (int k = 0; k < VW; k++) s += (double)a[k];
     return s;
 }
+
+/* the sum of the lanes, in float32 (row statistics: fast path) */
+static inline float hsum_f(vf a)
+{
+#if defined(__AVX512F__)
+    return _mm512_reduce_add_ps((__m512)a);
+#endif
+    float s = 0.f;
+    for (int k = 0; k < VW; k++) s += a[k];
+    return s;
+}
+
+#if defined(__AVX512F__)
+/* lane k = the sum of the 16 lanes of v[k], k = 0..15 (a transposing reduction: 45 instructions) */
+static inline __m512 hsum16(const __m512 *v)
+{
+    __m512 x[8], z[4], w[2];
+    for (int k = 0; k < 8; k++)     /* per 128-bit lane: [a0+a2, b0+b2, a1+a3, b1+b3] */
+        x[k] = _mm512_add_ps(_mm512_unpacklo_ps(v[2 * k], v[2 * k + 1]), _mm512_unpackhi_ps(v[2 * k], v[2 * k + 1]));
+    for (int k = 0; k < 4; k++)     /* per 128-bit lane: the lane sums of 4 vectors */
+        z[k] = _mm512_add_ps(_mm512_castpd_ps(_mm512_unpacklo_pd(_mm512_castps_pd(x[2 * k]), _mm512_castps_pd(x[2 * k + 1]))),
+                             _mm512_castpd_ps(_mm512_unpackhi_pd(_mm512_castps_pd(x[2 * k]), _mm512_castps_pd(x[2 * k + 1]))));
+    for (int k = 0; k < 2; k++)     /* 128-bit lanes summed in pairs */
+        w[k] = _mm512_add_ps(_mm512_shuffle_f32x4(z[2 * k], z[2 * k + 1], 0x88), _mm512_shuffle_f32x4(z[2 * k], z[2 * k + 1], 0xdd));
+    return _mm512_add_ps(_mm512_shuffle_f32x4(w[0], w[1], 0x88), _mm512_shuffle_f32x4(w[0], w[1], 0xdd));
+}
+#endif
 
 /* ---------------------------------------------------------------------------------------------- */
 /* dots for NL lags: out[v] = sum_i sum_c qc[i, c] * t[v + i, c], rows 0 .. NL + tq - 2 of t readable. */
@@ -115,7 +158,17 @@ static void dots_block(const float *qc, int64_t tq, const float *t, int64_t d, d
             }
         }
     }
+#if defined(__AVX512F__) && NL <= 16
+    {
+        __m512 a16[16];
+        for (int v = 0; v < 16; v++) a16[v] = v < NL ? (__m512)acc[v] : _mm512_setzero_ps();
+        float o[16];
+        _mm512_storeu_ps(o, hsum16(a16));
+        for (int v = 0; v < NL; v++) out[v] = (double)o[v];
+    }
+#else
     for (int v = 0; v < NL; v++) out[v] = hsum(acc[v]);
+#endif
     if (dv < d) {   /* feature columns beyond the last full vector */
         for (int v = 0; v < NL; v++) {
             double s = 0.0;
@@ -144,7 +197,8 @@ static inline __m512d hsum8(const __m512d *v)
 }
 #endif
 
-/* rs[r] = sum_c t[r, c], rq[r] = sum_c t[r, c]^2 in double, VW lanes at a time (as 2 x VW/2 doubles). */
+/* Exact row statistics: rs[r] = sum_c t[r, c], rq[r] = sum_c t[r, c]^2 in double, VW lanes at a time
+ * (as 2 x VW/2 doubles). */
 static void row_sums(const float *t, int64_t nrows, int64_t d, double *rs, double *rq)
 {
     if (d == 1) {
@@ -200,6 +254,143 @@ static void row_sums(const float *t, int64_t nrows, int64_t d, double *rs, doubl
     }
 }
 
+/* ---------------------------------------------------------------------------------------------- */
+/* Store rows: float32 (read in place), float16, int8 times a per-row scale (converted per tile). */
+typedef struct {
+    const void *data;       /* rows of d elements of `dtype`, row-major */
+    int dtype;              /* CHADSP_F32, CHADSP_F16, CHADSP_I8 */
+    const float *scales;    /* CHADSP_I8: the scale of each row (NULL: 1) */
+    int64_t d;
+    int64_t n_rows;         /* rows in the store: blocks may read rows past a candidate's end up to here */
+} store_t;
+
+static int64_t elem_size(int dtype) { return dtype == CHADSP_F32 ? 4 : dtype == CHADSP_F16 ? 2 : 1; }
+
+/* IEEE binary16 -> binary32, exactly (subnormals, inf and NaN included) */
+static inline float half_to_float(uint16_t h)
+{
+    const uint32_t sign = (uint32_t)(h & 0x8000u) << 16;
+    uint32_t e = (h >> 10) & 0x1fu, m = h & 0x3ffu, bits;
+    if (e == 0x1f) {
+        bits = sign | 0x7f800000u | (m << 13);
+    } else if (e != 0) {
+        bits = sign | ((e + 112u) << 23) | (m << 13);
+    } else if (m == 0) {
+        bits = sign;
+    } else {                    /* subnormal: m * 2^-24, normalised */
+        uint32_t k = 0;
+        while (!(m & 0x400u)) { m <<= 1; k++; }
+        bits = sign | ((113u - k) << 23) | ((m & 0x3ffu) << 13);
+    }
+    float f;
+    memcpy(&f, &bits, sizeof f);
+    return f;
+}
+
+/* VW values of a row, as float32 */
+static inline vf load_f16(const uint16_t *p)
+{
+#if defined(__AVX512F__)
+    return (vf)_mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)p));
+#elif defined(__F16C__) && VW == 8
+    return (vf)_mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)p));
+#else
+    vf x;
+    for (int k = 0; k < VW; k++) x[k] = half_to_float(p[k]);
+    return x;
+#endif
+}
+
+static inline vf load_i8(const int8_t *p, float scale)
+{
+#if defined(__AVX512F__)
+    return (vf)_mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)p))),
+                             _mm512_set1_ps(scale));
+#else
+    vf x;
+    for (int k = 0; k < VW; k++) x[k] = (float)p[k] * scale;
+    return x;
+#endif
+}
+
+/* Fast row statistics of float32 rows (float32 lanes, see REFINE); exact for d == 1. With out != NULL,
+ * the rows come from the store (st, first row r0) and are written to out as float32 on the way. */
+static inline __attribute__((always_inline)) void
+rows_pass(const float *t, const store_t *st, int dtype, int64_t r0, int64_t nrows, int64_t d, float *out,
+          double *rs, double *rq)
+{
+    const int64_t dv = d - d % VW;
+    int64_t r = 0;
+#if defined(__AVX512F__)
+    /* 8 rows at a time: 16 independent accumulators, one transposing reduction per group */
+    if (d % VW == 0) {
+        for (; r + 8 <= nrows; r += 8) {
+            __m512 acc[16];
+            for (int k = 0; k < 16; k++) acc[k] = _mm512_setzero_ps();
+            for (int64_t c = 0; c < d; c += VW) {
+#pragma GCC unroll 8
+                for (int k = 0; k < 8; k++) {
+                    const int64_t rr = r + k;
+                    const vf x = dtype == CHADSP_F32 ? loadu(t + rr * d + c)
+                               : dtype == CHADSP_F16 ? load_f16((const uint16_t *)st->data + (r0 + rr) * d + c)
+                               : load_i8((const int8_t *)st->data + (r0 + rr) * d + c,
+                                         st->scales ? st->scales[r0 + rr] : 1.f);
+                    if (out) storeu(out + rr * d + c, x);
+                    acc[k] = _mm512_add_ps(acc[k], (__m512)x);
+                    acc[8 + k] = _mm512_fmadd_ps((__m512)x, (__m512)x, acc[8 + k]);
+                }
+            }
+            float o[16];
+            _mm512_storeu_ps(o, hsum16(acc));
+            for (int k = 0; k < 8; k++) { rs[r + k] = (double)o[k]; rq[r + k] = (double)o[8 + k]; }
+        }
+    }
+#endif
+    for (; r < nrows; r++) {
+        const float *row32 = dtype == CHADSP_F32 ? t + r * d : NULL;
+        const uint16_t *row16 = dtype == CHADSP_F16 ? (const uint16_t *)st->data + (r0 + r) * d : NULL;
+        const int8_t *row8 = dtype == CHADSP_I8 ? (const int8_t *)st->data + (r0 + r) * d : NULL;
+        const float scale = dtype == CHADSP_I8 && st->scales ? st->scales[r0 + r] : 1.f;
+        float *o = out ? out + r * d : NULL;
+        if (d == 1) {
+            const float x = dtype == CHADSP_F32 ? row32[0] : dtype == CHADSP_F16 ? half_to_float(row16[0])
+                                                                                 : (float)row8[0] * scale;
+            if (o) o[0] = x;
+            rs[r] = (double)x; rq[r] = (double)x * (double)x;
+            continue;
+        }
+        vf a = (vf){0}, b = (vf){0};
+        for (int64_t c = 0; c < dv; c += VW) {
+            const vf x = dtype == CHADSP_F32 ? loadu(row32 + c) : dtype == CHADSP_F16 ? load_f16(row16 + c)
+                                                                                      : load_i8(row8 + c, scale);
+            if (o) storeu(o + c, x);
+            a += x;
+            b += x * x;
+        }
+        double sa = (double)hsum_f(a), sb = (double)hsum_f(b);
+        for (int64_t c = dv; c < d; c++) {
+            const float x = dtype == CHADSP_F32 ? row32[c] : dtype == CHADSP_F16 ? half_to_float(row16[c])
+                                                                                 : (float)row8[c] * scale;
+            if (o) o[c] = x;
+            sa += (double)x; sb += (double)x * (double)x;
+        }
+        rs[r] = sa; rq[r] = sb;
+    }
+}
+
+static void row_stats_fast(const float *t, int64_t nrows, int64_t d, double *rs, double *rq)
+{
+    rows_pass(t, NULL, CHADSP_F32, 0, nrows, d, NULL, rs, rq);
+}
+
+/* rows r0 .. r0 + nrows - 1 of the store as float32 into out, with their fast row statistics */
+static void convert_rows(const store_t *st, int64_t r0, int64_t nrows, float *out, double *rs, double *rq)
+{
+    if (st->dtype == CHADSP_F16) rows_pass(NULL, st, CHADSP_F16, r0, nrows, st->d, out, rs, rq);
+    else if (st->dtype == CHADSP_I8) rows_pass(NULL, st, CHADSP_I8, r0, nrows, st->d, out, rs, rq);
+    else rows_pass((const float *)st->data + r0 * st->d, NULL, CHADSP_F32, 0, nrows, st->d, out, rs, rq);
+}
+
 /* *s = sum of x[0..n-1], *sq = sum of squares, in double (4 partial sums: no single latency chain) */
 static void sums(const float *x, int64_t n, double *s, double *sq)
 {
@@ -238,17 +429,40 @@ typedef struct {            /* per-thread scratch, sized for SEG lags */
     double *ws, *wq;        /* SEG: window sums and sums of squares */
     float *pad;             /* (block + tq - 1) x d, for the last partial block */
     float *qbuf;            /* tq x d: a short candidate centred, when the roles swap */
+    float *tile;            /* tile_rows x d: converted rows (float16/int8 stores) */
+    void *raw[3];           /* what pad, qbuf, tile were allocated as */
     int bad;                /* a non-finite value was met */
     const char *pf;         /* memory to prefetch while computing (the next candidate), pf_bytes long */
     int64_t pf_bytes;
 } scratch_t;
+
+/* n floats aligned to a cache line (whole-line vector loads); free the pointer stored in *raw */
+static float *alloc_floats(int64_t n, void **raw)
+{
+    *raw = malloc(sizeof(float) * (size_t)n + 64);
+    return *raw ? (float *)(((uintptr_t)*raw + 63) & ~(uintptr_t)63) : NULL;
+}
 
 static int64_t block_lags(int64_t d) { return d == 1 ? (int64_t)RW * NL : NL; }
 
 /* floats of a prepared query buffer: 1-D queries are zero-padded to whole rows of RW */
 static int64_t qbuf_len(int64_t tq, int64_t d) { return d == 1 ? (tq + RW - 1) / RW * RW : tq * d; }
 
-static int scratch_alloc(scratch_t *s, int64_t tq, int64_t d, int with_qbuf)
+/* Lags per segment. Every path (float32 in place, converted tiles, curves) cuts a target into the same
+ * segments, so equal rows give equal scores whatever their type in the store. */
+static int64_t seg_lags(int64_t d) { return d == 1 ? SEG : SEGD; }
+
+/* rows of a tile of one segment, with what its last block reads beyond them */
+static int64_t tile_rows(int64_t tq, int64_t d) { return seg_lags(d) + block_lags(d) + qbuf_len(tq, d) / d + RW; }
+
+/* rows that the blocks of a segment of nlag lags read (the last block runs past the segment's rows) */
+static int64_t rows_read(int64_t nlag, int64_t tq, int64_t d)
+{
+    const int64_t bl = block_lags(d), last = (nlag - 1) / bl * bl;
+    return last + (d == 1 ? bl + qbuf_len(tq, 1) - 1 : bl + tq - 1);
+}
+
+static int scratch_alloc(scratch_t *s, int64_t tq, int64_t d, int with_qbuf, int with_tile)
 {
     const int64_t bl = block_lags(d);
     s->rs = malloc(sizeof(double) * (size_t)(SEG + tq));
@@ -256,20 +470,23 @@ static int scratch_alloc(scratch_t *s, int64_t tq, int64_t d, int with_qbuf)
     s->dots = malloc(sizeof(double) * (size_t)(SEG + bl));
     s->ws = malloc(sizeof(double) * SEG);
     s->wq = malloc(sizeof(double) * SEG);
-    s->pad = malloc(sizeof(float) * (size_t)((bl + tq + RW) * d));
-    s->qbuf = with_qbuf ? malloc(sizeof(float) * (size_t)qbuf_len(tq, d)) : NULL;
+    s->raw[1] = s->raw[2] = NULL;
+    s->pad = alloc_floats((bl + tq + RW) * d, &s->raw[0]);
+    s->qbuf = with_qbuf ? alloc_floats(qbuf_len(tq, d), &s->raw[1]) : NULL;
+    s->tile = with_tile ? alloc_floats(tile_rows(tq, d) * d, &s->raw[2]) : NULL;
     s->bad = 0;
     s->pf = NULL;
     s->pf_bytes = 0;
-    return s->rs && s->rq && s->dots && s->ws && s->wq && s->pad && (s->qbuf || !with_qbuf);
+    return s->rs && s->rq && s->dots && s->ws && s->wq && s->pad && (s->qbuf || !with_qbuf) && (s->tile || !with_tile);
 }
 
 static void scratch_free(scratch_t *s)
 {
-    free(s->rs); free(s->rq); free(s->dots); free(s->ws); free(s->wq); free(s->pad); free(s->qbuf);
+    free(s->rs); free(s->rq); free(s->dots); free(s->ws); free(s->wq);
+    for (int k = 0; k < 3; k++) free(s->raw[k]);
 }
 
-/* Centre x (n values) into out (float32); sums in double. */
+/* Centre x (n values) into out (float32; out == x is allowed); sums in double. */
 static void prepare_query(const float *x, int64_t tq, int64_t d, float *out, query_t *q)
 {
     const int64_t n = tq * d;
@@ -322,10 +539,36 @@ static void correlations(double *rv, const double *ws, const double *wq, int64_t
     }
 }
 
-/* Pearson r for lags [l0, l0 + nlag) of q in t (tt x d); rows l0 .. l0 + nlag + tq - 2 exist.
+/* ws[l], wq[l] = sums of rs, rq over rows l .. l + tq - 1, l < nlag: exact sums at the start of every
+ * run of max(tq, 64) lags, add/subtract of the entering and leaving rows within it. Returns whether a
+ * window is near-constant (variance <= REFINE of its mean square) or not finite. */
+static int window_sums(const double *rs, const double *rq, int64_t nlag, int64_t tq, double inv_n,
+                       double *ws, double *wq)
+{
+    const int64_t run = tq > 64 ? tq : 64;
+    for (int64_t l0r = 0; l0r < nlag; l0r += run) {
+        double sum = 0.0, sq = 0.0;
+        for (int64_t r = l0r; r < l0r + tq; r++) { sum += rs[r]; sq += rq[r]; }
+        ws[l0r] = sum; wq[l0r] = sq;
+        const int64_t end = l0r + run < nlag ? l0r + run : nlag;
+        for (int64_t l = l0r + 1; l < end; l++) {
+            sum += rs[l + tq - 1] - rs[l - 1];
+            sq += rq[l + tq - 1] - rq[l - 1];
+            ws[l] = sum; wq[l] = sq;
+        }
+    }
+    int near = 0;
+    for (int64_t l = 0; l < nlag; l++) near |= !(wq[l] - ws[l] * ws[l] * inv_n > REFINE * wq[l]);
+    return near;
+}
+
+/* Pearson r for lags [l0, l0 + nlag) of q in a target whose row l0 is t0[0] (float32 rows read in
+ * place; rows 0 .. avail - 1 of t0 are readable), or, with t0 == NULL, row r0 of the store st (rows
+ * converted into s->tile as the blocks reach them). The row statistics are taken just before the first
+ * block that reads the rows, which then finds them in L1.
  * Writes curve[0 .. nlag-1] when curve != NULL; updates (*best, *bestlag) (first maximum) otherwise. */
-static void segment(const query_t *q, const float *t, int64_t tt, int64_t l0, int64_t nlag, scratch_t *s,
-                    float *curve, double *best, int64_t *bestlag)
+static void segment(const query_t *q, const float *t0, int64_t avail, const store_t *st, int64_t r0, int64_t l0,
+                    int64_t nlag, scratch_t *s, float *curve, double *best, int64_t *bestlag)
 {
     const int64_t tq = q->tq, d = q->d, n = tq * d, nrows = nlag + tq - 1;
     if (q->constant) {      /* every block scores 0 */
@@ -333,16 +576,28 @@ static void segment(const query_t *q, const float *t, int64_t tt, int64_t l0, in
         else if (*bestlag < 0 || *best < 0.0) { *best = 0.0; *bestlag = l0; }
         return;
     }
-    /* per-row sums in double */
-    row_sums(t + l0 * d, nrows, d, s->rs, s->rq);
-    for (int64_t r = 0; r < nrows; r++)
-        if (!isfinite(s->rq[r])) s->bad = 1;
+    const int64_t bl = block_lags(d);
+    const int64_t need = d == 1 ? bl + qbuf_len(tq, 1) - 1 : bl + tq - 1;   /* rows a block reads */
+    const float *t = t0;
+    if (!t0) {              /* converted rows: the tile, zero beyond the segment's rows */
+        t = s->tile;
+        const int64_t used = rows_read(nlag, tq, d);
+        if (used > nrows) memset(s->tile + nrows * d, 0, sizeof(float) * (size_t)((used - nrows) * d));
+        avail = used > nrows ? used : nrows;
+    }
     /* dot products, block by block; meanwhile the next candidate is prefetched into cache, a share per
      * block, so that its first pass (the row sums) does not stall on memory */
-    const int64_t bl = block_lags(d);
     const int64_t nblocks = (nlag + bl - 1) / bl;
     const int64_t pf_share = s->pf_bytes > 0 ? ((s->pf_bytes + 63) / 64 + nblocks - 1) / nblocks * 64 : 0;
+    int64_t done = 0;       /* rows with statistics (and converted) */
     for (int64_t b0 = 0; b0 < nlag; b0 += bl) {
+        int64_t want = (b0 + need + 7) / 8 * 8;
+        if (want > nrows) want = nrows;
+        if (want > done) {
+            if (t0) row_stats_fast(t0 + done * d, want - done, d, s->rs + done, s->rq + done);
+            else convert_rows(st, r0 + done, want - done, s->tile + done * d, s->rs + done, s->rq + done);
+            done = want;
+        }
         const char *pf = s->pf;
         int64_t pf_lines = 0;
         if (s->pf_bytes > 0) {
@@ -351,11 +606,9 @@ static void segment(const query_t *q, const float *t, int64_t tt, int64_t l0, in
             s->pf += m;
             s->pf_bytes -= m;
         }
-        const int64_t first = l0 + b0;                 /* first target row of the block */
-        const int64_t need = d == 1 ? bl + qbuf_len(tq, 1) - 1 : bl + tq - 1;   /* rows read */
-        const float *src = t + first * d;
-        if (first + need > tt) {                       /* not enough rows: copy and zero-pad */
-            const int64_t have = tt - first;
+        const float *src = t + b0 * d;
+        if (b0 + need > avail) {                       /* not enough rows: copy and zero-pad */
+            const int64_t have = avail - b0;
             memcpy(s->pad, src, sizeof(float) * (size_t)(have * d));
             memset(s->pad + have * d, 0, sizeof(float) * (size_t)((need - have) * d));
             src = s->pad;
@@ -373,22 +626,20 @@ static void segment(const query_t *q, const float *t, int64_t tt, int64_t l0, in
             dots_block(q->qc, tq, src, d, s->dots + b0, pf, pf_lines);
         }
     }
-    /* window sums of the target blocks: exact sums every `run` lags, add/subtract in between */
-    const int64_t run = tq > 64 ? tq : 64;
+    /* window sums of the target blocks; near-constant or non-finite windows: exact row sums again */
+    const double inv_n = 1.0 / (double)n;
     double *ws = s->ws, *wq = s->wq, *rv = s->dots;
-    for (int64_t l0r = 0; l0r < nlag; l0r += run) {
-        double sum = 0.0, sq = 0.0;
-        for (int64_t r = l0r; r < l0r + tq; r++) { sum += s->rs[r]; sq += s->rq[r]; }
-        ws[l0r] = sum; wq[l0r] = sq;
-        const int64_t end = l0r + run < nlag ? l0r + run : nlag;
-        for (int64_t l = l0r + 1; l < end; l++) {
-            sum += s->rs[l + tq - 1] - s->rs[l - 1];
-            sq += s->rq[l + tq - 1] - s->rq[l - 1];
-            ws[l] = sum; wq[l] = sq;
-        }
+    if (window_sums(s->rs, s->rq, nlag, tq, inv_n, ws, wq) && d > 1) {
+        row_sums(t, nrows, d, s->rs, s->rq);
+        window_sums(s->rs, s->rq, nlag, tq, inv_n, ws, wq);
+        for (int64_t r = 0; r < nrows; r++)
+            if (!isfinite(s->rq[r])) { s->bad = 1; break; }
+    } else if (d == 1) {
+        for (int64_t r = 0; r < nrows; r++)
+            if (!isfinite(s->rq[r])) { s->bad = 1; break; }
     }
     /* the correlation, in place of the dot products */
-    correlations(rv, ws, wq, nlag, 1.0 / (double)n, q->qsum, q->qss);
+    correlations(rv, ws, wq, nlag, inv_n, q->qsum, q->qss);
     if (curve) {
         for (int64_t l = 0; l < nlag; l++) curve[l] = (float)rv[l];
     } else {
@@ -400,15 +651,30 @@ static void segment(const query_t *q, const float *t, int64_t tt, int64_t l0, in
     }
 }
 
-/* max over all lags of q in t (tt >= tq): first maximum */
-static void max_over_lags(const query_t *q, const float *t, int64_t tt, scratch_t *s, double *best, int64_t *bestlag)
+/* max over all lags of q in float32 rows t (tt >= tq; rows up to avail >= tt readable): first maximum */
+static void max_over_lags(const query_t *q, const float *t, int64_t tt, int64_t avail, scratch_t *s, double *best,
+                          int64_t *bestlag)
 {
-    const int64_t nl = tt - q->tq + 1;
+    const int64_t nl = tt - q->tq + 1, d = q->d;
     *best = 0.0; *bestlag = -1;
     if (q->constant && isfinite(q->qss)) { *bestlag = 0; return; }
-    for (int64_t l0 = 0; l0 < nl; l0 += SEG) {
-        const int64_t m = nl - l0 < SEG ? nl - l0 : SEG;
-        segment(q, t, tt, l0, m, s, NULL, best, bestlag);
+    const int64_t sl = seg_lags(d);
+    for (int64_t l0 = 0; l0 < nl; l0 += sl) {
+        const int64_t m = nl - l0 < sl ? nl - l0 : sl;
+        segment(q, t + l0 * d, avail - l0, NULL, 0, l0, m, s, NULL, best, bestlag);
+    }
+}
+
+/* the same over store rows r0 .. r0 + tt - 1 of another type, converted one segment (tile) at a time */
+static void max_over_lags_tiles(const query_t *q, const store_t *st, int64_t r0, int64_t tt, scratch_t *s,
+                                double *best, int64_t *bestlag)
+{
+    const int64_t nl = tt - q->tq + 1, sl = seg_lags(q->d);
+    *best = 0.0; *bestlag = -1;
+    if (q->constant && isfinite(q->qss)) { *bestlag = 0; return; }
+    for (int64_t l0 = 0; l0 < nl; l0 += sl) {
+        const int64_t m = nl - l0 < sl ? nl - l0 : sl;
+        segment(q, NULL, 0, st, r0 + l0, l0, m, s, NULL, best, bestlag);
     }
 }
 
@@ -427,23 +693,24 @@ int chadsp_pearson_curve(const float *query, int64_t tq, const float *target, in
                          int threads, float *out)
 {
     if (tq < 1 || d < 1 || tt < tq) return CHADSP_EINVAL;
-    float *qc = malloc(sizeof(float) * (size_t)qbuf_len(tq, d));
+    void *qraw;
+    float *qc = alloc_floats(qbuf_len(tq, d), &qraw);
     if (!qc) return CHADSP_ENOMEM;
     query_t q;
     prepare_query(query, tq, d, qc, &q);
-    const int64_t nl = tt - tq + 1, nseg = (nl + SEG - 1) / SEG;
+    const int64_t nl = tt - tq + 1, sl = seg_lags(d), nseg = (nl + sl - 1) / sl;
     int nt = nthreads(threads);
     if (nt > nseg) nt = (int)nseg;
     int err = 0;
 #pragma omp parallel num_threads(nt) if (nt > 1)
     {
         scratch_t s;
-        const int ok = scratch_alloc(&s, tq, d, 0);
+        const int ok = scratch_alloc(&s, tq, d, 0, 0);
 #pragma omp for schedule(dynamic, 1)
         for (int64_t k = 0; k < nseg; k++) {
             if (!ok) continue;
-            const int64_t l0 = k * SEG, m = nl - l0 < SEG ? nl - l0 : SEG;
-            segment(&q, target, tt, l0, m, &s, out + l0, NULL, NULL);
+            const int64_t l0 = k * sl, m = nl - l0 < sl ? nl - l0 : sl;
+            segment(&q, target + l0 * d, tt - l0, NULL, 0, l0, m, &s, out + l0, NULL, NULL);
         }
         if (!ok) {
 #pragma omp atomic write
@@ -451,47 +718,59 @@ int chadsp_pearson_curve(const float *query, int64_t tq, const float *target, in
         }
         scratch_free(&s);
     }
-    free(qc);
+    free(qraw);
     return err ? CHADSP_ENOMEM : 0;
 }
 
-int chadsp_rerank(const float *query, int64_t tq, int64_t d, const float *data, const int64_t *offsets,
-                  int64_t n, int threads, float *scores, int64_t *lags, int64_t *bad)
+/* Candidate k: store rows [starts[k], starts[k] + lengths[k]), or [starts[k], starts[k + 1]) when
+ * lengths is NULL (starts are then n + 1 offsets). */
+static int rerank_impl(const float *query, int64_t tq, int64_t d, const store_t *st, const int64_t *starts,
+                       const int64_t *lengths, int64_t n, int threads, float *scores, int64_t *lags, int64_t *bad)
 {
-    if (tq < 1 || d < 1 || n < 0) return CHADSP_EINVAL;
+    if (tq < 1 || d < 1 || n < 0 || st->dtype < CHADSP_F32 || st->dtype > CHADSP_I8) return CHADSP_EINVAL;
     *bad = -1;
     if (n == 0) return 0;
-    float *qc = malloc(sizeof(float) * (size_t)qbuf_len(tq, d));
+    void *qraw;
+    float *qc = alloc_floats(qbuf_len(tq, d), &qraw);
     if (!qc) return CHADSP_ENOMEM;
     query_t q;
     prepare_query(query, tq, d, qc, &q);
+    const int64_t esize = elem_size(st->dtype);
+    const char *base = (const char *)st->data;
     int nt = nthreads(threads);
     if (nt > n) nt = (int)n;
     int err = 0;
 #pragma omp parallel num_threads(nt) if (nt > 1)
     {
         scratch_t s;
-        const int ok = scratch_alloc(&s, tq, d, 1);
-#pragma omp for schedule(dynamic, 8)
+        const int ok = scratch_alloc(&s, tq, d, 1, st->dtype != CHADSP_F32);
+#pragma omp for schedule(dynamic, 2)
         for (int64_t k = 0; k < n; k++) {
             if (!ok) continue;
-            const int64_t ts = offsets[k + 1] - offsets[k];
-            const float *t = data + offsets[k] * d;
+            const int64_t a = starts[k], ts = lengths ? lengths[k] : starts[k + 1] - starts[k];
             double best = 0.0;
             int64_t lag = 0;
             s.bad = 0;
             if (k + 1 < n) {
-                s.pf = (const char *)(data + offsets[k + 1] * d);
-                s.pf_bytes = (offsets[k + 2] - offsets[k + 1]) * d * (int64_t)sizeof(float);
+                const int64_t a1 = starts[k + 1], n1 = lengths ? lengths[k + 1] : starts[k + 2] - starts[k + 1];
+                s.pf = base + a1 * d * esize;
+                s.pf_bytes = n1 * d * esize;
             }
             if (ts >= tq) {
-                max_over_lags(&q, t, ts, &s, &best, &lag);
+                if (st->dtype == CHADSP_F32)
+                    max_over_lags(&q, (const float *)st->data + a * d, ts, st->n_rows - a, &s, &best, &lag);
+                else max_over_lags_tiles(&q, st, a, ts, &s, &best, &lag);
             } else if (ts > 0) {
                 /* shorter than the query: the candidate slides inside the query; lag = -offset */
                 query_t c;
-                prepare_query(t, ts, d, s.qbuf, &c);
+                if (st->dtype == CHADSP_F32) {
+                    prepare_query((const float *)st->data + a * d, ts, d, s.qbuf, &c);
+                } else {
+                    convert_rows(st, a, ts, s.qbuf, s.rs, s.rq);
+                    prepare_query(s.qbuf, ts, d, s.qbuf, &c);
+                }
                 if (!isfinite(c.qss)) s.bad = 1;
-                max_over_lags(&c, query, tq, &s, &best, &lag);
+                max_over_lags(&c, query, tq, tq, &s, &best, &lag);
                 lag = -lag;
             }
             scores[k] = (float)best;
@@ -507,8 +786,24 @@ int chadsp_rerank(const float *query, int64_t tq, int64_t d, const float *data, 
         }
         scratch_free(&s);
     }
-    free(qc);
+    free(qraw);
     return err ? CHADSP_ENOMEM : 0;
+}
+
+int chadsp_rerank(const float *query, int64_t tq, int64_t d, const float *data, const int64_t *offsets,
+                  int64_t n, int threads, float *scores, int64_t *lags, int64_t *bad)
+{
+    const store_t st = {data, CHADSP_F32, NULL, d, n > 0 ? offsets[n] : 0};
+    return rerank_impl(query, tq, d, &st, offsets, NULL, n, threads, scores, lags, bad);
+}
+
+int chadsp_rerank_ranges(const float *query, int64_t tq, int64_t d, const void *data, int64_t n_rows, int dtype,
+                         const float *scales, const int64_t *starts, const int64_t *lengths, int64_t n,
+                         int threads, float *scores, int64_t *lags, int64_t *bad)
+{
+    if (!lengths || n_rows < 0) return CHADSP_EINVAL;
+    const store_t st = {data, dtype, scales, d, n_rows};
+    return rerank_impl(query, tq, d, &st, starts, lengths, n, threads, scores, lags, bad);
 }
 
 int chadsp_pearson_normalize(const float *query, int64_t tq, const float *target, int64_t tt, int64_t d,

@@ -124,6 +124,40 @@ def rerank(q: np.ndarray, data: np.ndarray, offsets: np.ndarray, threads: int) -
     return scores, lags, int(hit[0]) if hit.size else -1
 
 
+_F16_TABLE = None
+
+
+def _f16_table() -> np.ndarray:
+    """float32 value of every float16 bit pattern (numba has no float16 arrays)."""
+    global _F16_TABLE
+    if _F16_TABLE is None:
+        _F16_TABLE = np.arange(1 << 16, dtype=np.uint16).view(np.float16).astype(np.float32)
+    return _F16_TABLE
+
+
+def rerank_ranges(q: np.ndarray, data: np.ndarray, scales, starts: np.ndarray, lengths: np.ndarray,
+                  threads: int) -> tuple[np.ndarray, np.ndarray, int]:
+    """(scores, lags, bad) of the row ranges of ``data`` (float32, float16 or int8 rows; ``scales`` for int8)."""
+    n = starts.size
+    scores = np.zeros(n, dtype=np.float32)
+    lags = np.zeros(n, dtype=np.int64)
+    bad = np.zeros(n, dtype=np.bool_)
+    if n:
+        (tq, d), flat = q.shape, _flat(data)
+        with _threads(threads):
+            if data.dtype == np.float16:
+                _corr.rerank_ranges_f16(_flat(q), tq, d, flat.view(np.uint16), _f16_table(), starts, lengths,
+                                        scores, lags, bad)
+            elif data.dtype == np.int8:
+                sc = np.ones(1, np.float32) if scales is None else scales
+                _corr.rerank_ranges_i8(_flat(q), tq, d, flat, sc, scales is not None, starts, lengths, scores,
+                                       lags, bad)
+            else:
+                _corr.rerank_ranges_f32(_flat(q), tq, d, flat, starts, lengths, scores, lags, bad)
+    hit = np.flatnonzero(bad)
+    return scores, lags, int(hit[0]) if hit.size else -1
+
+
 # ---------------------------------------------------------------------------------------------- dtw
 def dtw_batch(q: np.ndarray, data: np.ndarray, offsets: np.ndarray, band: int, metric: int,
               threads: int) -> np.ndarray:

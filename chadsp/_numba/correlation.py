@@ -16,7 +16,8 @@ mean square scores 0. As in C:
   same order for every lag, vectorised across lags), otherwise exactly every tq lags and updated by
   add/subtract in between.
 - lags are processed in segments of SEG: scratch is O(SEG + tq); ``pearson_curve`` spreads segments over
-  threads (prange), ``rerank`` spreads candidates.
+  threads (prange), ``rerank`` and ``rerank_ranges_*`` spread candidates (float16/int8 rows converted to
+  float32 one candidate at a time).
 
 Arrays arrive flattened (1-D float32 views of C-contiguous (rows, d) arrays) and checked.
 """
@@ -224,25 +225,80 @@ def pearson_curve(q, tq, d, t, tt, out):
             out[l0 + l] = np.float32(rv[l])
 
 
+@njit(**_JIT)
+def _score(qc, qsum, qss, constant, q, tq, d, t, ts):
+    """(best, lag, bad) of the prepared query against the float32 rows t (ts rows, flat). A shorter
+    candidate slides inside the query (lag = -offset); an empty one scores 0 at lag 0. bad: a NaN/inf
+    was met in t (read in place, unchecked)."""
+    best = 0.0
+    lag = 0
+    flag = False
+    if ts >= tq:
+        best, lag, flag = _max_over_lags(qc, tq, d, qsum, qss, constant, t, ts)
+    elif ts > 0:
+        cc, csum, css, cconst = _prepare(t, ts * d)
+        best, lag, flag = _max_over_lags(cc, ts, d, csum, css, cconst, q, tq)
+        flag |= not np.isfinite(css)
+        lag = -lag
+    return best, lag, flag
+
+
 @njit(parallel=True, **_JIT)
 def rerank(q, tq, d, data, offsets, scores, lags, bad):
-    """Best correlation and lag per candidate data[offsets[k]*d : offsets[k+1]*d]; candidates over threads.
-    A shorter candidate slides inside the query (lag = -offset); an empty one scores 0 at lag 0.
-    bad[k]: a NaN/inf was met in candidate k (read in place, unchecked)."""
+    """Best correlation and lag per candidate data[offsets[k]*d : offsets[k+1]*d]; candidates over threads
+    (see _score); bad[k]: a NaN/inf was met in candidate k."""
     qc, qsum, qss, constant = _prepare(q, tq * d)
     for k in prange(offsets.shape[0] - 1):
         a = offsets[k]
         ts = offsets[k + 1] - a
-        best = 0.0
-        lag = 0
-        flag = False
-        if ts >= tq:
-            best, lag, flag = _max_over_lags(qc, tq, d, qsum, qss, constant, data[a * d:(a + ts) * d], ts)
-        elif ts > 0:
-            cc, csum, css, cconst = _prepare(data[a * d:(a + ts) * d], ts * d)
-            best, lag, flag = _max_over_lags(cc, ts, d, csum, css, cconst, q, tq)
-            flag |= not np.isfinite(css)
-            lag = -lag
+        best, lag, flag = _score(qc, qsum, qss, constant, q, tq, d, data[a * d:(a + ts) * d], ts)
+        scores[k] = np.float32(best)
+        lags[k] = lag
+        bad[k] = flag
+
+
+# Row ranges of a packed store: candidate k is rows [starts[k], starts[k] + lengths[k]). float32 rows are
+# read in place; float16 (passed as their uint16 bits, converted through a 65536-entry table) and int8
+# rows (times the row's scale) are converted to float32 one candidate at a time.
+@njit(parallel=True, **_JIT)
+def rerank_ranges_f32(q, tq, d, data, starts, lengths, scores, lags, bad):
+    qc, qsum, qss, constant = _prepare(q, tq * d)
+    for k in prange(starts.shape[0]):
+        a = starts[k]
+        ts = lengths[k]
+        best, lag, flag = _score(qc, qsum, qss, constant, q, tq, d, data[a * d:(a + ts) * d], ts)
+        scores[k] = np.float32(best)
+        lags[k] = lag
+        bad[k] = flag
+
+
+@njit(parallel=True, **_JIT)
+def rerank_ranges_f16(q, tq, d, bits, table, starts, lengths, scores, lags, bad):
+    qc, qsum, qss, constant = _prepare(q, tq * d)
+    for k in prange(starts.shape[0]):
+        a = starts[k] * d
+        m = lengths[k] * d
+        t = np.empty(m, dtype=np.float32)
+        for j in range(m):
+            t[j] = table[bits[a + j]]
+        best, lag, flag = _score(qc, qsum, qss, constant, q, tq, d, t, lengths[k])
+        scores[k] = np.float32(best)
+        lags[k] = lag
+        bad[k] = flag
+
+
+@njit(parallel=True, **_JIT)
+def rerank_ranges_i8(q, tq, d, data, scales, has_scales, starts, lengths, scores, lags, bad):
+    qc, qsum, qss, constant = _prepare(q, tq * d)
+    for k in prange(starts.shape[0]):
+        a = starts[k]
+        ts = lengths[k]
+        t = np.empty(ts * d, dtype=np.float32)
+        for r in range(ts):
+            sc = scales[a + r] if has_scales else np.float32(1.0)
+            for c in range(d):
+                t[r * d + c] = np.float32(data[(a + r) * d + c]) * sc
+        best, lag, flag = _score(qc, qsum, qss, constant, q, tq, d, t, ts)
         scores[k] = np.float32(best)
         lags[k] = lag
         bad[k] = flag
