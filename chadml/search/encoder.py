@@ -204,10 +204,14 @@ class Searcher:
         p, d = pos[ok], dist[ok]
         if p.size == 0:
             return np.zeros(0, np.int64)
-        # votes: how many query fingerprints have the song among their neighbours (each counts once)
-        qi = np.broadcast_to(np.arange(nq, dtype=np.int64)[:, None], pos.shape)[ok]
-        pairs = np.unique(qi * n + p)
-        votes = np.bincount(pairs % n, minlength=n)
+        # votes: how many query fingerprints have the song among their neighbours (each counts once): the
+        # distinct songs of each query fingerprint's row, found by sorting the rows (vectorised)
+        srt = np.sort(pos, axis=1)
+        first = np.empty(srt.shape, bool)
+        first[:, :1] = True
+        np.not_equal(srt[:, 1:], srt[:, :-1], out=first[:, 1:])
+        first &= srt >= 0
+        votes = np.bincount(srt[first], minlength=n)
         best = np.full(n, np.inf, np.float32)
         np.minimum.at(best, p, d)
         hit = np.flatnonzero(votes)
