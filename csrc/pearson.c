@@ -320,22 +320,27 @@ rows_pass(const float *t, const store_t *st, int dtype, int64_t r0, int64_t nrow
           double *rs, double *rq)
 {
     const int64_t dv = d - d % VW;
+    /* locals, so that the stores to out cannot alias them */
+    const uint16_t *const data16 = dtype == CHADSP_F16 ? (const uint16_t *)st->data + r0 * d : NULL;
+    const int8_t *const data8 = dtype == CHADSP_I8 ? (const int8_t *)st->data + r0 * d : NULL;
+    const float *const scales = dtype == CHADSP_I8 && st->scales ? st->scales + r0 : NULL;
     int64_t r = 0;
 #if defined(__AVX512F__)
     /* 8 rows at a time: 16 independent accumulators, one transposing reduction per group */
     if (d % VW == 0) {
         for (; r + 8 <= nrows; r += 8) {
             __m512 acc[16];
+            float scl[8];
             for (int k = 0; k < 16; k++) acc[k] = _mm512_setzero_ps();
+            for (int k = 0; k < 8; k++) scl[k] = scales ? scales[r + k] : 1.f;
+            const int64_t ro = r * d;
             for (int64_t c = 0; c < d; c += VW) {
 #pragma GCC unroll 8
                 for (int k = 0; k < 8; k++) {
-                    const int64_t rr = r + k;
-                    const vf x = dtype == CHADSP_F32 ? loadu(t + rr * d + c)
-                               : dtype == CHADSP_F16 ? load_f16((const uint16_t *)st->data + (r0 + rr) * d + c)
-                               : load_i8((const int8_t *)st->data + (r0 + rr) * d + c,
-                                         st->scales ? st->scales[r0 + rr] : 1.f);
-                    if (out) storeu(out + rr * d + c, x);
+                    const vf x = dtype == CHADSP_F32 ? loadu(t + ro + k * d + c)
+                               : dtype == CHADSP_F16 ? load_f16(data16 + ro + k * d + c)
+                               : load_i8(data8 + ro + k * d + c, scl[k]);
+                    if (out) storeu(out + ro + k * d + c, x);
                     acc[k] = _mm512_add_ps(acc[k], (__m512)x);
                     acc[8 + k] = _mm512_fmadd_ps((__m512)x, (__m512)x, acc[8 + k]);
                 }
@@ -348,9 +353,9 @@ rows_pass(const float *t, const store_t *st, int dtype, int64_t r0, int64_t nrow
 #endif
     for (; r < nrows; r++) {
         const float *row32 = dtype == CHADSP_F32 ? t + r * d : NULL;
-        const uint16_t *row16 = dtype == CHADSP_F16 ? (const uint16_t *)st->data + (r0 + r) * d : NULL;
-        const int8_t *row8 = dtype == CHADSP_I8 ? (const int8_t *)st->data + (r0 + r) * d : NULL;
-        const float scale = dtype == CHADSP_I8 && st->scales ? st->scales[r0 + r] : 1.f;
+        const uint16_t *row16 = dtype == CHADSP_F16 ? data16 + r * d : NULL;
+        const int8_t *row8 = dtype == CHADSP_I8 ? data8 + r * d : NULL;
+        const float scale = scales ? scales[r] : 1.f;
         float *o = out ? out + r * d : NULL;
         if (d == 1) {
             const float x = dtype == CHADSP_F32 ? row32[0] : dtype == CHADSP_F16 ? half_to_float(row16[0])
