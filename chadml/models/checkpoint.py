@@ -98,9 +98,12 @@ def model_id(encoder_config: dict, feature_config: dict, window_config: dict, st
     h.update(json.dumps({"encoder_config": encoder_config, "feature_config": feature_config,
                          "window_config": window_config}, sort_keys=True).encode())
     for k in sorted(state_dict):
-        t = state_dict[k].detach().cpu().contiguous()
+        t = state_dict[k].detach().cpu()
+        if t.is_floating_point() and t.dtype != torch.float32:
+            t = t.float()     # fp16/bf16 weights (the release model) hash as the fp32 model they load into
+        t = t.contiguous()
         h.update(k.encode())
-        h.update(t.numpy().tobytes() if t.dtype != torch.bfloat16 else t.float().numpy().tobytes())
+        h.update(t.numpy().tobytes())
     return h.hexdigest()[:16]
 
 
