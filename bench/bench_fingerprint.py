@@ -258,13 +258,14 @@ def report(res: dict) -> list[str]:
 RETRIEVAL_RUNS = "fp32/0.25/fp32,fp32/0.25/bf16,bf16/0.25/fp32,bf16/0.25/bf16,fp32/0.5/fp32"
 
 
-def retrieval(eval_dir: str, ckpt: str, n_songs: int, work: str, runs: str = RETRIEVAL_RUNS) -> list[str]:
+def retrieval(eval_dir: str, ckpt: str, n_songs: int, work: str, runs: str = RETRIEVAL_RUNS,
+              echo: Callable[[str], object] = lambda line: None) -> list[str]:
     """Retrieval on the first ``n_songs`` songs of a ``bench/qbh_eval.py build`` folder with the songs
     indexed and the queries (the built-in hummer's and the FluidSynth ones) fingerprinted in other ways.
 
     ``runs``: comma-separated ``INDEX_PRECISION/STEP_S/QUERY_PRECISION`` (the first is the reference).
     Reports top-1, top-10 and MRR, how many queries get the same top-10 list (ids in order) as the
-    reference, and the largest change of the best score."""
+    reference, and the largest change of the best score. ``echo`` gets each line as it is made."""
     from chadml.data import Manifest, SongTable
     from chadml.evaluate import mrr
     from chadml.index import SongIndex
@@ -289,6 +290,8 @@ def retrieval(eval_dir: str, ckpt: str, n_songs: int, work: str, runs: str = RET
     lines = [f"# {len(items)} songs, {len(queries)} queries (hummer + FluidSynth) of {eval_dir}; model {ckpt}",
              "| index | step s | queries | top-1 | top-10 | MRR | index s | s per query | same top-10 as the first "
              "| max top-1 score change |", "|---|---|---|---|---|---|---|---|---|---|"]
+    for line in lines:
+        echo(line)
     ref, built = None, {}
     for run in runs.split(","):
         ip, step, qp = run.split("/")
@@ -311,6 +314,7 @@ def retrieval(eval_dir: str, ckpt: str, n_songs: int, work: str, runs: str = RET
         lines.append(f"| {ip} | {step} | {qp} | {np.mean([r == 1 for r in ranks]):.3f} "
                      f"| {np.mean([r is not None for r in ranks]):.3f} | {mrr(ranks):.3f} | {t_index:.0f} "
                      f"| {dt:.3f} | {same}/{len(lists)} | {np.nanmax(np.abs(best - ref[1])):.1e} |")
+        echo(lines[-1])
     return lines
 
 
@@ -343,7 +347,7 @@ def main() -> None:
         if not a.model:
             ap.error("--retrieval needs --model CKPT")
         with tempfile.TemporaryDirectory() as tmp:
-            print("\n".join(retrieval(a.retrieval, a.model, a.songs, tmp, a.runs)))
+            retrieval(a.retrieval, a.model, a.songs, tmp, a.runs, echo=lambda line: print(line, flush=True))
         return
     with tempfile.TemporaryDirectory() as tmp:
         res = measure(seconds=20.0 if a.quick else a.seconds, repeat=a.repeat,

@@ -15,7 +15,8 @@ import torch
 from chadml.errors import UsageError
 from chadml.features import SHORT, FeatureConfig
 from chadml.models import threads
-from chadml.models.encoder import PRECISIONS, Fingerprinter, ResNet18Encoder, bf16_supported, fingerprint
+from chadml.models.encoder import (PRECISIONS, Fingerprinter, ResNet18Encoder, bf16_supported, fingerprint,
+                                   precision_from_env)
 
 RTOL, ATOL = 1e-4, 1e-6
 
@@ -128,6 +129,18 @@ def test_precision(model, song):
     else:                       # without native bf16 it runs fp32
         assert np.array_equal(bf, ref)
     assert bf16_supported("meta") is False
+
+
+def test_precision_from_env(monkeypatch, model):
+    assert precision_from_env({}) == "fp32"
+    assert precision_from_env({"CHAD_PRECISION": " BF16 "}) == "bf16"
+    with pytest.raises(UsageError, match="CHAD_PRECISION"):
+        precision_from_env({"CHAD_PRECISION": "int8"})
+    monkeypatch.setenv("CHAD_PRECISION", "bf16")
+    assert Fingerprinter(model, FeatureConfig(), SHORT).precision == "bf16"
+    assert Fingerprinter(model, FeatureConfig(), SHORT, precision="fp32").precision == "fp32"   # argument wins
+    monkeypatch.delenv("CHAD_PRECISION")
+    assert Fingerprinter(model, FeatureConfig(), SHORT).precision == "fp32"
 
 
 def test_available_cpus_and_quota(monkeypatch):

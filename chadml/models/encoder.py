@@ -18,19 +18,21 @@ Example
 from __future__ import annotations
 
 import copy
+import os
 from math import gcd
-from typing import Any, Sequence
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..errors import UsageError
 from ..features import extract_features, make_windows
 from .threads import cap_threads
 
 __all__ = ["fold_conv_bn_", "BasicBlock", "ResNet18Encoder", "fingerprint", "Fingerprinter", "model_device", "PRECISIONS",
-           "bf16_supported"]
+           "PRECISION_ENV", "precision_from_env", "bf16_supported"]
 
 
 def fold_conv_bn_(conv: nn.Conv2d, bn: nn.BatchNorm2d) -> nn.Conv2d:
@@ -162,7 +164,7 @@ class ResNet18Encoder(nn.Module):
         before it, weights in channels-last layout (oneDNN's direct path).
 
         It computes this model's eval-mode outputs to float rounding (about 1e-7; see
-        ``tests/test_encoder.py``) about twice as fast on CPU (``bench/bench_fingerprint.py``). Its
+        ``tests/test_fingerprint_speed.py``) 1.4-2x faster on CPU (``bench/README.md``). Its
         ``state_dict`` is not this model's: save and identify the original, never the copy.
 
         Example
@@ -211,6 +213,22 @@ def model_device(model: nn.Module) -> torch.device:
 
 #: the precisions a :class:`Fingerprinter` runs its encoder in
 PRECISIONS = ("fp32", "bf16")
+#: the environment variable giving a :class:`Fingerprinter`'s default precision (one of PRECISIONS)
+PRECISION_ENV = "CHAD_PRECISION"
+
+
+def precision_from_env(environ: Mapping[str, str] | None = None) -> str:
+    """The precision ``CHAD_PRECISION`` asks for, "fp32" when unset; another value is a UsageError.
+
+    >>> precision_from_env({}), precision_from_env({"CHAD_PRECISION": "bf16"})
+    ('fp32', 'bf16')
+    """
+    raw = (os.environ if environ is None else environ).get(PRECISION_ENV, "").strip().lower()
+    if not raw:
+        return "fp32"
+    if raw not in PRECISIONS:
+        raise UsageError(f"{PRECISION_ENV} must be one of {', '.join(PRECISIONS)}, got {raw!r}")
+    return raw
 
 
 def bf16_supported(device: str | torch.device = "cpu") -> bool:
@@ -323,15 +341,15 @@ class Fingerprinter:
         weights instead. Indexes record it and refuse queries by another model.
     fast : bool
         Encode with the model's :meth:`ResNet18Encoder.inference_copy` (BatchNorm folded, channels
-        last: the same fingerprints to float rounding, about twice as fast on CPU), made on first use
+        last: the same fingerprints to float rounding, 1.4-2x faster on CPU), made on first use
         and again whenever the model's weights change. ``False``: the model itself. Models other than
         :class:`ResNet18Encoder` always run as they are.
 
-    precision : str
-        "fp32" (the default), or "bf16": the encoder under ``torch.autocast`` in bfloat16, where the
-        device computes it natively (:func:`bf16_supported`; elsewhere "bf16" runs fp32). Lossy:
-        fingerprints differ from fp32 by about 2e-3 per element (see ``bench/README.md`` for its
-        effect on retrieval).
+    precision : str, optional
+        "fp32", or "bf16": the encoder under ``torch.autocast`` in bfloat16, where the device computes
+        it natively (:func:`bf16_supported`; elsewhere "bf16" runs fp32). Lossy: fingerprints differ
+        from fp32 by about 2e-3 per element (``bench/README.md``: its effect on retrieval, and the
+        speed). ``None`` (the default): the environment variable ``CHAD_PRECISION``, else "fp32".
 
     Making one also caps torch's CPU threads for the process (:func:`chadml.models.threads.cap_threads`:
     ``CHAD_THREADS``, or no more than the CPUs the process may use).
@@ -345,12 +363,14 @@ class Fingerprinter:
 
     def __init__(self, model: nn.Module, feature_config: Any, window_config: Any,
                  device: str | torch.device | None = None, *, batch_size: int = 256,
-                 model_id: str | None = None, fast: bool = True, precision: str = "fp32") -> None:
+                 model_id: str | None = None, fast: bool = True, precision: str | None = None) -> None:
         if not isinstance(model, nn.Module):
             raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
         if device is not None:
             model.to(device)
-        if precision not in PRECISIONS:
+        if precision is None:
+            precision = precision_from_env()
+        elif precision not in PRECISIONS:
             raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
         cap_threads()
         self.model = model.eval()
