@@ -84,7 +84,11 @@ def old_rerank(rev: str | None = None):
         assert rc == 0
         return scores, lags
 
-    rerank.rev = rev
+    try:
+        rerank.rev = subprocess.run(["git", "rev-parse", "--short", rev], cwd=ROOT, capture_output=True, text=True,
+                                    check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        rerank.rev = rev
     return rerank
 
 
@@ -153,7 +157,7 @@ def cases(quick: bool = False) -> list[dict]:
             anchor = lambda: old(q, data, offsets)  # noqa: E731
             t_ours, t_old = paired_times(ours, anchor, repeat=repeat, warmup=0, min_time=0)
             cpu_old = cpu_time(anchor)
-            rows.append(row(f"{case}, float32 {data.nbytes / 2**30:.2f} GiB", t_ours, f"old kernel ({old.rev[:9]})",
+            rows.append(row(f"{case}, float32 {data.nbytes / 2**30:.2f} GiB", t_ours, f"old kernel ({old.rev})",
                             t_old, f"max |score diff| {diff:.1e}, lags equal {np.mean(l_old == l32):.3f}; "
                             f"{flops / t_ours / 1e9:.0f} GFLOP/s; CPU time of one call {cpu:.2f} s (old {cpu_old:.2f} s)"))
         else:

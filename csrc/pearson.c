@@ -744,19 +744,24 @@ static int rerank_impl(const float *query, int64_t tq, int64_t d, const store_t 
     const char *base = (const char *)st->data;
     int nt = nthreads(threads);
     if (nt > n) nt = (int)n;
+    /* candidates go to threads in chunks of up to 8 (fewer when there are few per thread, for balance);
+     * a thread prefetches the next candidate of its chunk while it scores one */
+    int64_t chunk = n / (8 * (int64_t)nt);
+    chunk = chunk < 1 ? 1 : chunk > 8 ? 8 : chunk;
     int err = 0;
 #pragma omp parallel num_threads(nt) if (nt > 1)
     {
         scratch_t s;
         const int ok = scratch_alloc(&s, tq, d, 1, st->dtype != CHADSP_F32);
-#pragma omp for schedule(dynamic, 2)
+#pragma omp for schedule(dynamic, chunk)
         for (int64_t k = 0; k < n; k++) {
             if (!ok) continue;
             const int64_t a = starts[k], ts = lengths ? lengths[k] : starts[k + 1] - starts[k];
             double best = 0.0;
             int64_t lag = 0;
             s.bad = 0;
-            if (k + 1 < n) {
+            s.pf_bytes = 0;
+            if (k + 1 < n && (k + 1) % chunk != 0) {     /* the next candidate of this thread's chunk */
                 const int64_t a1 = starts[k + 1], n1 = lengths ? lengths[k + 1] : starts[k + 2] - starts[k + 1];
                 s.pf = base + a1 * d * esize;
                 s.pf_bytes = n1 * d * esize;
