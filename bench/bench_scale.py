@@ -1,0 +1,357 @@
+"""Search at catalogue scale: synthetic catalogues of 1k, 10k and 100k songs (no audio).
+
+A song is a sequence of 128-d unit-norm fingerprints at the index's rate (a 3 s window every 0.25 s) for
+2-6 minutes, with the statistics of an encoder's fingerprints (:class:`Catalogue`):
+
+- the content of each 0.25 s frame is a point of a 48-d latent space (an encoder's fingerprints have an
+  effective dimension well below 128), mapped to 128-d by a fixed projection with decaying gains, plus
+  a direction shared by every fingerprint (fingerprints are not centred) and one per song (its timbre);
+- a fingerprint is the mean of the content of the 12 frames of its 3 s window: consecutive ones overlap
+  by 11/12, the correlation falls to 0 over 3 s, as a window encoder's do;
+- songs share phrases: a third of each song's segments (of 2-6 s) are drawn from a common vocabulary of
+  phrases (Zipf-distributed), so that other songs hold near-copies of pieces of any query (the hard
+  negatives of a real catalogue).
+
+A query is 10 s of one song at a known offset, hummed: time-warped (tempo x0.85-1.15), its content
+perturbed (the hum is not the recording: noise of 0.8x the content's spread), the song's timbre replaced
+by the hummer's; 29 fingerprints. Everything is deterministic from the seed: a song is regenerated from
+its number alone, so the catalogue is generated (and written) one song at a time, never held in memory.
+
+For each size: build time (store + FAISS, data generation excluded), bytes on disk, and, measured in a
+separate query process: its resident memory (psutil RSS after the queries, and its peak), p50/p95
+latency of ``Searcher.query_fingerprints`` on a 10 s query (fingerprints given: the encoder is not timed),
+candidate recall (the true song among the re-ranked candidates), top-1 correct (song and offset within
+1 s); and the agreement of the top-1 with re-ranking every song of the catalogue (exhaustive, max
+Pearson with ``chadsp.rerank``, one pass over the store for all queries; on a subset of the queries for
+the largest sizes).
+
+Run: ``python bench/bench_scale.py --songs 1000 10000 --store i8 --workdir /tmp/scale --keep``
+(``--songs 100000`` needs ~14 GB of disk for the int8 store). Prints one JSON line per size and, with
+``--markdown FILE``, writes the table between the ``bench:scale`` markers of FILE.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+
+# the songs are generated in worker processes, one BLAS thread each (set before numpy loads)
+for _v in ("OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(_v, "1")
+
+import numpy as np  # noqa: E402
+
+STEP_S, WINDOW_S, DIM = 0.25, 3.0, 128
+WIN = int(round(WINDOW_S / STEP_S))      # 12 frames per window
+LATENT = 48
+QUERY_S = 10.0
+
+
+class Catalogue:
+    """The synthetic songs and queries (see the module docstring); ``seed`` fixes everything."""
+
+    def __init__(self, n_songs: int, seed: int = 0, shared: float = 0.33, vocab: int = 20000,
+                 query_noise: float = 0.8, warp: float = 0.15):
+        self.n, self.seed, self.shared, self.query_noise, self.warp = n_songs, seed, shared, query_noise, warp
+        rng = np.random.default_rng([seed, 0])
+        q, _ = np.linalg.qr(rng.standard_normal((DIM, LATENT)))
+        gains = (np.arange(1, LATENT + 1) ** -0.5).astype(np.float32)
+        self.proj = (q.T * gains[:, None]).astype(np.float32) * np.float32(math.sqrt(WIN))  # (LATENT, DIM)
+        mean = rng.standard_normal(DIM).astype(np.float32)
+        self.mean = mean / np.linalg.norm(mean) * np.float32(1.0)
+        self.vocab = rng.standard_normal((vocab, 24, LATENT), dtype=np.float32)
+        zipf = 1.0 / np.arange(1, vocab + 1) ** 0.8
+        self.vocab_p = np.cumsum(zipf / zipf.sum())
+        dur = rng.uniform(120.0, 360.0, n_songs)
+        self.lengths = (np.floor((dur - WINDOW_S) / STEP_S) + 1).astype(np.int64)
+
+    def song_id(self, i: int) -> str:
+        return f"s{i:06d}"
+
+    def _content(self, i: int) -> np.ndarray:
+        """The frame content (n + WIN - 1, LATENT) of song ``i``."""
+        rng = np.random.default_rng([self.seed, 1, i])
+        t = int(self.lengths[i]) + WIN - 1
+        e = rng.standard_normal((t, LATENT), dtype=np.float32)
+        seg = rng.integers(8, 25, size=t // 8 + 2)
+        starts = np.concatenate(([0], np.cumsum(seg)[:-1]))
+        starts = starts[starts < t]
+        shared = rng.random(len(starts)) < self.shared
+        phrase = np.searchsorted(self.vocab_p, rng.random(len(starts)))
+        for s, ln, p in zip(starts[shared], seg[:len(starts)][shared], phrase[shared]):
+            ln = min(int(ln), t - int(s), 24)
+            e[s:s + ln] = self.vocab[p, :ln]
+        return e
+
+    def _timbre(self, rng) -> np.ndarray:
+        v = rng.standard_normal(DIM).astype(np.float32)
+        return v / np.linalg.norm(v) * np.float32(0.7)
+
+    def _fingerprints(self, e: np.ndarray, timbre: np.ndarray) -> np.ndarray:
+        c = np.cumsum(e, axis=0, dtype=np.float64)
+        c = np.concatenate((np.zeros((1, LATENT)), c))
+        z = ((c[WIN:] - c[:-WIN]) / WIN).astype(np.float32)      # the 3 s window's mean content
+        f = z @ self.proj
+        f += self.mean + timbre
+        f /= np.linalg.norm(f, axis=1, keepdims=True)
+        return f
+
+    def song(self, i: int) -> np.ndarray:
+        """The fingerprints (n, 128) of song ``i``."""
+        return self._fingerprints(self._content(i), self._timbre(np.random.default_rng([self.seed, 2, i])))
+
+    def items(self, gen_s: list | None = None, workers: int = 2):
+        """``(song_id, fps, meta)`` of every song in order, generated by ``workers`` processes a few songs
+        ahead (``gen_s[0]``: seconds the consumer waited for them)."""
+        import multiprocessing as mp
+        with mp.get_context("fork").Pool(workers, initializer=_worker_init, initargs=(self,)) as pool:
+            it = pool.imap(_worker_song, range(self.n), chunksize=16)
+            for i in range(self.n):
+                t0 = time.perf_counter()
+                fps = next(it)
+                if gen_s is not None:
+                    gen_s[0] += time.perf_counter() - t0
+                yield self.song_id(i), fps, {"duration": (len(fps) - 1) * STEP_S + WINDOW_S}
+
+    def queries(self, n: int, seed: int = 1) -> list[tuple[int, float, np.ndarray]]:
+        """``(song, offset s, fingerprints (29, 128))`` of ``n`` hummed 10 s excerpts."""
+        rng = np.random.default_rng([self.seed, 3, seed])
+        tq = int((QUERY_S - WINDOW_S) / STEP_S) + 1
+        out = []
+        for _ in range(n):
+            i = int(rng.integers(self.n))
+            rate = float(rng.uniform(1 - self.warp, 1 + self.warp))
+            frames = tq + WIN - 1
+            span = int(math.ceil(frames * rate)) + 1
+            start = int(rng.integers(0, max(1, int(self.lengths[i]) + WIN - 1 - span)))
+            e = self._content(i)
+            pos = start + np.arange(frames) * rate
+            lo = np.floor(pos).astype(np.int64)
+            w = (pos - lo).astype(np.float32)[:, None]
+            eq = e[lo] * (1 - w) + e[np.minimum(lo + 1, len(e) - 1)] * w
+            eq = eq + self.query_noise * rng.standard_normal(eq.shape).astype(np.float32)
+            out.append((i, start * STEP_S, self._fingerprints(eq, self._timbre(rng))))
+        return out
+
+
+_CAT: Catalogue | None = None
+
+
+def _worker_init(cat: Catalogue) -> None:
+    global _CAT
+    _CAT = cat
+
+
+def _worker_song(i: int) -> np.ndarray:
+    return _CAT.song(i)
+
+
+# ---- building -------------------------------------------------------------------------------------
+
+def build(path: str, cat: Catalogue, dtype: str) -> dict:
+    from chadml.index import SongIndex
+    idx = SongIndex.create(path, model_id="synthetic", feature_config={"kind": "synthetic"},
+                           window_config={"window_s": WINDOW_S, "step_s": STEP_S}, dtype=dtype)
+    gen = [0.0]
+    t0 = time.perf_counter()
+    idx.add_fingerprint_items(cat.items(gen), progress_bar=sys.stderr.isatty(), total=cat.n)
+    total = time.perf_counter() - t0
+    return {"build_s": total - gen[0], "generate_s": gen[0]}
+
+
+# ---- the query process ------------------------------------------------------------------------------
+
+def serve_queries(index: str, queries: str, out: str, k: int, threads: int, warm: int = 3) -> None:
+    """Run in its own process: open the index, time each query, write the results to ``out``."""
+    import psutil
+    import resource
+    from chadml.search import Searcher
+    t0 = time.perf_counter()
+    s = Searcher(index, k=k, threads=threads, auto_refresh=False)
+    open_s = time.perf_counter() - t0
+    rss_open = psutil.Process().memory_info().rss
+    z = np.load(queries)
+    fps, songs = z["fps"], z["songs"]
+    idx = s.index
+    ids = [x.song_id for x in idx.songs()]
+    pos_of = {sid: i for i, sid in enumerate(ids)}
+    for q in fps[:warm]:
+        s.query_fingerprints(q, top=10)
+    lat, top1, top1_score, top1_time, recall, ann, rr, ncand = [], [], [], [], [], [], [], []
+    for q, sid in zip(fps, songs):
+        t = time.perf_counter()
+        m = s.query_fingerprints(q, top=10)
+        lat.append(time.perf_counter() - t)
+        ann.append(s.last_timing.get("ann_s", 0.0))
+        rr.append(s.last_timing.get("rerank_s", 0.0))
+        ncand.append(s.last_timing.get("n_candidates", 0))
+        top1.append(m[0].song_id if m else "")
+        top1_score.append(m[0].score if m else float("nan"))
+        top1_time.append(m[0].time_s if m else float("nan"))
+        cand = s.candidates(q)          # untimed: is the true song among the re-ranked candidates?
+        recall.append(bool(np.isin(pos_of[str(sid)], cand)))
+    mi = psutil.Process().memory_full_info()
+    res = {"open_s": open_s, "rss_open": rss_open, "rss": mi.rss, "uss": mi.uss,
+           "peak_rss": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
+           "latency": lat, "ann_s": ann, "rerank_s": rr, "n_candidates": ncand, "top1": top1,
+           "top1_score": top1_score, "top1_time": top1_time, "recall": recall, "faiss": idx.faiss_params,
+           "k": k}
+    with open(out, "w") as f:
+        json.dump(res, f)
+
+
+# ---- exhaustive re-ranking ------------------------------------------------------------------------
+
+def exhaustive(index: str, fps: np.ndarray, threads: int, chunk_rows: int = 1 << 19) -> list[tuple[str, float]]:
+    """The top-1 ``(song_id, score)`` of re-ranking every song for each query: one pass over the store,
+    chunks of whole songs, every query scored on each chunk with ``chadsp.rerank``."""
+    import chadsp
+    from chadml.index import SongIndex
+    idx = SongIndex.open(index)
+    songs = idx.songs()
+    best = [("", -np.inf)] * len(fps)
+    i = 0
+    while i < len(songs):
+        j, rows = i, 0
+        while j < len(songs) and (rows == 0 or rows + songs[j].n_fingerprints <= chunk_rows):
+            rows += songs[j].n_fingerprints
+            j += 1
+        data, off = idx.packed([s.song_id for s in songs[i:j]])
+        data = np.ascontiguousarray(data)
+        for qi, q in enumerate(fps):
+            sc, _ = chadsp.rerank(q, (data, off), threads=threads)
+            b = int(np.argmax(sc))
+            if sc[b] > best[qi][1]:
+                best[qi] = (songs[i + b].song_id, float(sc[b]))
+        i = j
+    return best
+
+
+# ---- one size -----------------------------------------------------------------------------------------
+
+def bench_size(n_songs: int, *, workdir: str, dtype: str, n_queries: int, n_exhaustive: int, k: int,
+               threads: int, keep: bool, seed: int = 0) -> dict:
+    from chadml.index import SongIndex
+    cat = Catalogue(n_songs, seed=seed)
+    path = os.path.join(workdir, f"scale-{n_songs}-{dtype}")
+    stamp = os.path.join(workdir, f"scale-{n_songs}-{dtype}.build.json")
+    if keep and os.path.exists(stamp) and os.path.exists(path):
+        built = json.load(open(stamp))
+    else:
+        if os.path.exists(path):
+            shutil.rmtree(path)
+        built = build(path, cat, dtype)
+        with open(stamp, "w") as f:
+            json.dump(built, f)
+    info = SongIndex.open(path).info()
+    qs = cat.queries(n_queries)
+    qfile = os.path.join(workdir, f"queries-{n_songs}.npz")
+    np.savez(qfile, fps=np.stack([q[2] for q in qs]), songs=np.array([cat.song_id(q[0]) for q in qs]),
+             offsets=np.array([q[1] for q in qs]))
+    out = os.path.join(workdir, f"results-{n_songs}-{dtype}.json")
+    env = {k: v for k, v in os.environ.items() if k not in ("OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")}
+    env["OMP_WAIT_POLICY"] = "PASSIVE"
+    t0 = time.perf_counter()
+    subprocess.run([sys.executable, os.path.abspath(__file__), "--serve", path, qfile, out, "--k", str(k),
+                    "--threads", str(threads)], check=True, env=env)
+    serve_s = time.perf_counter() - t0
+    r = json.load(open(out))
+    truth = [cat.song_id(q[0]) for q in qs]
+    offsets = [q[1] for q in qs]
+    correct = [a == b and abs(t - o) <= 1.0 for a, b, t, o in zip(r["top1"], truth, r["top1_time"], offsets)]
+    t0 = time.perf_counter()
+    ne = min(n_exhaustive, n_queries)
+    ex = exhaustive(path, np.stack([q[2] for q in qs[:ne]]), threads) if ne else []
+    ex_s = time.perf_counter() - t0
+    agree = [e[0] == t for e, t in zip(ex, r["top1"])]
+    lat = np.array(r["latency"])
+    disk = sum(os.path.getsize(os.path.join(path, f)) for f in os.listdir(path))
+    return {
+        "songs": n_songs, "dtype": dtype, "fingerprints": info["fingerprints"], "hours": info["hours"],
+        "faiss": r["faiss"], "k": k, "build_s": built["build_s"], "generate_s": built["generate_s"],
+        "disk_bytes": disk, "rss": r["rss"], "uss": r["uss"], "peak_rss": r["peak_rss"], "open_s": r["open_s"],
+        "p50_s": float(np.percentile(lat, 50)), "p95_s": float(np.percentile(lat, 95)),
+        "ann_p50_s": float(np.median(r["ann_s"])), "rerank_p50_s": float(np.median(r["rerank_s"])),
+        "candidates": int(np.median(r["n_candidates"])), "recall": float(np.mean(r["recall"])),
+        "top1_correct": float(np.mean(correct)), "queries": n_queries, "exhaustive_queries": ne,
+        "exhaustive_truth": float(np.mean([e[0] == t for e, t in zip(ex, truth)])) if ne else None,
+        "agree": float(np.mean(agree)) if ne else None, "exhaustive_s": ex_s, "serve_s": serve_s,
+    }
+
+
+def _mb(b: float) -> str:
+    return f"{b / 2**20:.0f} MiB" if b < 2**30 else f"{b / 2**30:.2f} GiB"
+
+
+def table(rows: list[dict]) -> str:
+    head = ("| songs | store | fingerprints | FAISS | build | on disk | query RSS (peak) | p50 | p95 | "
+            "ANN / re-rank p50 | K | candidate recall | top-1 = exhaustive | top-1 correct |")
+    out = [head, "|" + "---|" * (head.count("|") - 1)]
+    for r in rows:
+        f = r["faiss"]
+        fa = f["kind"] + (f"/{f['quantizer']}" if "quantizer" in f else "") + (
+            f" stride {f['stride']}" if f.get("stride", 1) > 1 else "") + (" on disk" if f.get("ondisk") else "")
+        ag = "-" if r["agree"] is None else f"{r['agree']:.3f} ({r['exhaustive_queries']} q)"
+        out.append(f"| {r['songs']:,} | {r['dtype']} | {r['fingerprints']:,} | {fa} | {r['build_s']:.0f} s | "
+                   f"{_mb(r['disk_bytes'])} | {_mb(r['rss'])} ({_mb(r['peak_rss'])}) | {r['p50_s'] * 1e3:.0f} ms | "
+                   f"{r['p95_s'] * 1e3:.0f} ms | {r['ann_p50_s'] * 1e3:.0f} / {r['rerank_p50_s'] * 1e3:.0f} ms | "
+                   f"{r['k']} | {r['recall']:.3f} | {ag} | {r['top1_correct']:.3f} |")
+    return "\n".join(out)
+
+
+def write_markdown(path: str, rows: list[dict], cmd: str) -> None:
+    start, end = "<!-- bench:scale:start -->", "<!-- bench:scale:end -->"
+    block = (f"{start}\n### scale\n\n{table(rows)}\n\n`{cmd}` on {time.strftime('%Y-%m-%d')} "
+             f"({platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}).\n{end}")
+    text = open(path).read() if os.path.exists(path) else ""
+    if start in text and end in text:
+        text = text[:text.index(start)] + block + text[text.index(end) + len(end):]
+    else:
+        text = text.rstrip("\n") + "\n\n" + block + "\n"
+    with open(path, "w") as f:
+        f.write(text)
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--songs", type=int, nargs="*", default=[1000, 10000])
+    ap.add_argument("--store", default="i8", choices=("f32", "f16", "i8"))
+    ap.add_argument("--queries", type=int, default=200)
+    ap.add_argument("--exhaustive", type=int, default=200, help="queries checked against exhaustive re-ranking")
+    ap.add_argument("--k", type=int, default=300, help="candidates re-ranked")
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--workdir", default=None)
+    ap.add_argument("--keep", action="store_true", help="keep the indexes in --workdir and reuse them")
+    ap.add_argument("--markdown", default=None)
+    ap.add_argument("--serve", nargs=3, metavar=("INDEX", "QUERIES", "OUT"), help=argparse.SUPPRESS)
+    args = ap.parse_args(argv)
+    if args.serve:
+        serve_queries(*args.serve, k=args.k, threads=args.threads)
+        return 0
+    from chadml.index.store import store_dtype
+    workdir = args.workdir or tempfile.mkdtemp(prefix="chad-scale-")
+    os.makedirs(workdir, exist_ok=True)
+    rows = []
+    for n in args.songs:
+        r = bench_size(n, workdir=workdir, dtype=store_dtype(args.store), n_queries=args.queries,
+                       n_exhaustive=args.exhaustive, k=args.k, threads=args.threads, keep=args.keep)
+        rows.append(r)
+        print(json.dumps(r), flush=True)
+        if not args.keep:
+            shutil.rmtree(os.path.join(workdir, f"scale-{n}-{r['dtype']}"), ignore_errors=True)
+    print(table(rows))
+    if args.markdown:
+        write_markdown(args.markdown, rows, "python bench/bench_scale.py " + " ".join(argv or sys.argv[1:]))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    sys.exit(main())
