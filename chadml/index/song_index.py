@@ -359,6 +359,25 @@ class SongIndex:
         return self._view.iter_packed(positions, max_rows=max_rows, bridge_rows=bridge_rows,
                                       min_run_rows=min_run_rows)
 
+    @property
+    def rows(self):
+        """The store's rows, memory-mapped (:class:`chadml.index.store.Rows`): ``rows.data`` as stored
+        (float32, float16 or int8), ``rows.scale`` (int8: one float32 per row, else None). For a kernel
+        that reads candidates in place (``chadsp.rerank_ranges`` with :meth:`ranges`)."""
+        return self._view.rows
+
+    def ranges(self, positions: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """``(first store row int64, row count int64)`` of the songs at catalog ``positions``."""
+        return self._view.ranges(positions)
+
+    def release(self, positions: np.ndarray) -> None:
+        """Give back the memory pages of the rows of the songs at ``positions`` where the store is large
+        (:attr:`chadml.index.store.Rows.release_above`; the page cache keeps them): a query process's
+        resident memory stays the size of one query's candidates, not the store's."""
+        rows = self._view.rows
+        if rows.nbytes > rows.release_above:
+            rows.release(*self._view.ranges(positions))
+
     def search(self, fps: np.ndarray, k: int, *, nprobe: int | None = None,
                ef_search: int | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """FAISS k-NN of each fingerprint: ``(distances float32 (nq, k), song positions int64 (nq, k), rows)``.

@@ -263,33 +263,17 @@ class Searcher:
         return self._rerank_pearson(q, cand)
 
     def _rerank_pearson(self, q: np.ndarray, cand: np.ndarray) -> tuple[np.ndarray, np.ndarray, int]:
+        """Max Pearson of the query in each candidate song, in one ``chadsp.rerank_ranges`` call on the
+        candidates' row ranges of the memory-mapped store, read in place in its format (float32, float16,
+        or int8 with its per-row scales): only the candidates' rows are read, none copied."""
         idx = self.index
-        n = len(cand)
-        scores = np.full(n, -np.inf, np.float32)
-        lags = np.zeros(n, np.int64)
-        # Runs of candidates that lie next to each other in the store are scored in place (gaps of up to
-        # bridge_rows rows are scored as fillers: cheaper than one more call). chadsp.rerank spreads the
-        # candidates of a call over threads, so a run of many songs gets all threads and small runs are
-        # scored one thread each, side by side.
-        chunks = list(idx.iter_packed(cand, bridge_rows=512, min_run_rows=0))
-        workers = self.threads or os.cpu_count() or 1
-        big = [c for c in chunks if len(c[1]) - 1 >= 4 * workers]
-        small = [c for c in chunks if len(c[1]) - 1 < 4 * workers]
-
-        def put(chunk, res):
-            _, _, which = chunk
-            keep = which >= 0
-            scores[which[keep]] = res[0][keep]
-            lags[which[keep]] = res[1][keep]
-
-        for c in big:
-            put(c, chadsp.rerank(q, (c[0], c[1]), threads=self.threads))
-        for c, res in zip(small, map_threads(lambda c: chadsp.rerank(q, (c[0], c[1]), threads=1), small,
-                                             self.threads)):
-            put(c, res)
+        rows = idx.rows
+        starts, lengths = idx.ranges(cand)
+        scores, lags = chadsp.rerank_ranges(q, rows.data, starts, lengths, scales=rows.scale, threads=self.threads)
+        idx.release(cand)
         # a song shorter than the query slides inside it (lag <= 0): the match starts at the song's start
         np.maximum(lags, 0, out=lags)
-        return scores, lags, int(sum(len(c[0]) for c in chunks))
+        return scores, lags, int(lengths.sum())
 
     def _rerank_dtw(self, q: np.ndarray, cand: np.ndarray) -> tuple[np.ndarray, np.ndarray, int]:
         """Subsequence DTW (open begin and end, cosine cost) of the query in each candidate song.
