@@ -429,3 +429,33 @@ def test_augment_moves_to_a_device_like_any_module():
     aug = Augment(generator=0).to("cpu")
     x = torch.rand(4, 84, 94)
     assert aug(x, torch.tensor([0, 0, 1, 1])).shape == x.shape
+
+
+def test_timbre_keeps_the_melody_and_the_normalisation():
+    from chadml.training.augment import Timbre
+    x = torch.zeros(3, 84, 20)
+    x[:, 40, :] = 1.0           # a fundamental
+    x[:, 52, :] = 0.8           # its octave
+    x[:, 59, :] = 0.6           # the twelfth
+    y = Timbre(max_db=20.0, p=1.0)(x, generator=0)
+    assert y.shape == x.shape and torch.isfinite(y).all()
+    assert float(y.min()) >= 0.0 and torch.allclose(y.amax(dim=(1, 2)), torch.ones(3))
+    assert (y[:, 40] > 0).all()                       # the fundamental still sounds
+    near = torch.zeros(84, dtype=torch.bool)
+    for b in (40, 52, 59):
+        near[b - 1:b + 2] = True
+    assert (y[:, ~near] == 0).all()                    # the smear reaches neighbours only, silence elsewhere
+    assert (y[:, :30] == 0).all() and (y[:, 70:] == 0).all()
+    assert not torch.allclose(y, x)
+
+
+def test_timbre_off_leaves_the_papers_random_stream():
+    torch.manual_seed(0)
+    x = torch.rand(4, 84, 94)
+    a = Augment(generator=3)(x)
+    b = Augment(generator=3, p_timbre=0.0)(x)
+    assert torch.equal(a, b)
+    assert len(Augment(p_timbre=0.5).transforms) == 6
+    with pytest.raises(ValueError, match="smear"):
+        from chadml.training.augment import Timbre
+        Timbre(smear=(0.0, 0.9))

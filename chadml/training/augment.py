@@ -45,6 +45,8 @@ torch.Size([8, 84, 94])
 """
 from __future__ import annotations
 
+import math
+
 from typing import Any, Sequence
 
 import numpy as np
@@ -59,7 +61,7 @@ from .augment_ops import (Compression, DbCompression, IdentityCompression, Log1p
 __all__ = [
     "Compression", "Log1pCompression", "DbCompression", "IdentityCompression", "get_compression",
     "pitch_shift", "time_stretch", "splice_out", "spliceout_mask", "mix_at_snr", "add_at_snr",
-    "colored_noise", "PitchShift", "TimeStretch", "SpliceOut", "Mix", "BackgroundNoise", "Augment",
+    "colored_noise", "PitchShift", "TimeStretch", "SpliceOut", "Mix", "BackgroundNoise", "Timbre", "Augment",
     "mix_waveforms", "add_noise_waveform", "CQT_FRAME_RATE",
 ]
 
@@ -251,6 +253,47 @@ class BackgroundNoise(_Transform):
         return add_at_snr(x[idx], noise.to(x.device), snr.to(x.device), self.compression)
 
 
+class Timbre(_Transform):
+    """Another voice's timbre: a random smooth spectral envelope and a smear across frequency (not in the
+    paper; the release model uses it, p 0.8).
+
+    On the dB-normalised CQT features of :mod:`chadml.features` (``(dB - loudest + top_db) / top_db``), a
+    gain curve ``g(f)`` in dB is the curve ``g / top_db`` added to every sounding bin; the window is then
+    normalised again so that its loudest bin is 1, and bins pushed under the floor fall silent. The curve is
+    a sum of three random cosines over the frequency axis with peak ``max_db`` (formants, tilt, a brighter
+    or duller voice). The smear mixes each bin with its neighbours by ``smear`` (a choir, chorus, vibrato).
+    Harmonics change level and width; the fundamental and the melody do not move.
+    """
+
+    def __init__(self, max_db: float = 15.0, smear: Sequence[float] = (0.0, 0.3), *, top_db: float = 80.0,
+                 p: float = 0.8) -> None:
+        super().__init__(p, "identity")
+        if not (max_db >= 0 and top_db > 0):
+            raise ValueError(f"max_db must be >= 0 and top_db > 0, got {max_db}, {top_db}")
+        self.max_db, self.top_db = float(max_db), float(top_db)
+        self.smear = check_range(smear, "smear")
+        if not 0 <= self.smear[0] <= self.smear[1] <= 0.5:
+            raise ValueError(f"smear must lie in [0, 0.5], got {smear}")
+
+    def _transform(self, x, idx, labels, g):
+        xs = x[idx]
+        n, f, _ = xs.shape
+        k = torch.arange(f, dtype=torch.float32)[None, :] / max(f - 1, 1)
+        freq = uniform_draw((0.5, 3.0), 3 * n, g).view(n, 3, 1)
+        phase = uniform_draw((0.0, 2 * math.pi), 3 * n, g).view(n, 3, 1)
+        amp = uniform_draw((-1.0, 1.0), 3 * n, g).view(n, 3, 1)
+        curve = (amp * torch.cos(2 * math.pi * freq * k[:, None, :] + phase)).sum(1) / 3.0     # (n, f)
+        gain = (curve * self.max_db / self.top_db).to(xs.device)[:, :, None]
+        a = uniform_draw(self.smear, n, g).to(xs.device)[:, None, None]
+        padded = torch.nn.functional.pad(xs, (0, 0, 1, 1))
+        sm = (1 - 2 * a) * xs + a * (padded[:, :-2] + padded[:, 2:])
+        sounding = sm > 0
+        y = torch.where(sounding, sm + gain, torch.zeros_like(sm))
+        top = y.amax(dim=(1, 2), keepdim=True)
+        y = torch.where(sounding, y + (1.0 - top), y)
+        return y.clamp(0.0, 1.0)
+
+
 class Augment(nn.Module):
     """The paper's five augmentations in its order: pitch shift, time stretch, SpliceOut, mixing, noise.
 
@@ -270,6 +313,9 @@ class Augment(nn.Module):
         Feature frames per second (CQT at 16 kHz, hop 512: 31.25); sets SpliceOut's interval width.
     n_intervals, interval_s, spliceout_mode : int, float, str
         SpliceOut (paper: 10 intervals of 500 samples at 16 kHz; ``"splice"`` or ``"mask"``).
+    p_timbre, timbre_db : float
+        :class:`Timbre` (another voice's spectral envelope; not in the paper): its probability (default 0:
+        off, and then no random draws, so the paper's stream is unchanged) and the envelope's peak in dB.
     noise : torch.Tensor, optional
         A bank of noise feature windows for :class:`BackgroundNoise` (default: synthetic coloured noise).
     compression : str or Compression
@@ -291,7 +337,8 @@ class Augment(nn.Module):
                  mix_snr_db: Sequence[float] = (5.0, 10.0), noise_snr_db: Sequence[float] = (3.0, 30.0),
                  bins_per_semitone: float = 1.0, frame_rate: float = CQT_FRAME_RATE,
                  noise: torch.Tensor | None = None, compression: str | Compression | None = "log1p",
-                 generator: torch.Generator | int | None = None) -> None:
+                 generator: torch.Generator | int | None = None, p_timbre: float = 0.0,
+                 timbre_db: float = 15.0) -> None:
         super().__init__()
         comp = get_compression(compression)
         self.compression = comp
@@ -305,6 +352,8 @@ class Augment(nn.Module):
             BackgroundNoise(noise_snr_db, noise=noise, bins_per_octave=12.0 * bins_per_semitone, p=p_noise,
                             compression=comp),
         ])
+        if p_timbre > 0:      # first, on the clean window; absent (no random draws) when off: the paper's stream
+            self.transforms.insert(0, Timbre(timbre_db, p=p_timbre))
 
     @classmethod
     def for_features(cls, feature_config: Any, **kwargs: Any) -> "Augment":

@@ -67,7 +67,8 @@ class TrainConfig:
     hardest ones, and the ones fragment retrieval and mining must tell apart. 1: K groups at random (the
     paper).
     ``semitones``, ``p_pitch``: the range of the pitch-shift augmentation and its probability per example
-    (the paper: +-4 semitones, 0.5; the release model: a whole octave, 0.8).
+    (the paper: +-4 semitones, 0.5; the release model: a whole octave, 0.8). ``p_timbre``: the probability
+    of :class:`chadml.training.augment.Timbre` (another voice's spectral envelope; 0 = off, the paper).
     ``lr_schedule``: ``"constant"`` (the paper) or ``"cosine"``: epoch ``e`` (from 0) of ``epochs`` runs at
     ``lr * (0.05 + 0.95 * (1 + cos(pi * e / epochs)) / 2)``, from ``lr`` down to 5 % of it (set per epoch,
     so a resumed run follows the same schedule).
@@ -89,13 +90,15 @@ class TrainConfig:
     groups_per_song: int = 1
     semitones: tuple = (-4.0, 4.0)
     p_pitch: float = 0.5
+    p_timbre: float = 0.0
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "semitones", tuple(float(x) for x in self.semitones))
         if len(self.semitones) != 2 or not self.semitones[0] <= self.semitones[1]:
             raise ValueError(f"TrainConfig.semitones must be (low, high) with low <= high, got {self.semitones!r}")
-        if not 0.0 <= self.p_pitch <= 1.0:
-            raise ValueError(f"TrainConfig.p_pitch must be in [0, 1], got {self.p_pitch!r}")
+        for name in ("p_pitch", "p_timbre"):
+            if not 0.0 <= getattr(self, name) <= 1.0:
+                raise ValueError(f"TrainConfig.{name} must be in [0, 1], got {getattr(self, name)!r}")
         for name in ("epochs", "batch_size", "per_group", "width", "dim", "groups_per_song"):
             v = getattr(self, name)
             if not isinstance(v, int) or isinstance(v, bool) or v < 1:
@@ -258,7 +261,8 @@ def make_augment(feature_config, config: TrainConfig, device) -> Augment | None:
     if not config.augment:
         return None
     return Augment.for_features(feature_config, generator=config.seed, semitones=config.semitones,
-                                p_pitch=config.p_pitch).to(device)
+                                p_pitch=config.p_pitch,
+                                p_timbre=config.p_timbre if feature_config.kind == "cqt" else 0.0).to(device)
 
 
 def plot_loss(history: Sequence[dict], path: str | os.PathLike) -> str | None:
