@@ -80,3 +80,8 @@ def test_the_shipped_model_loads_weights_only_and_is_small():
     assert state["kind"] == "chad-encoder" and "card" in state["extra"]
     fp = load_fingerprinter(BUILTIN)
     assert checkpoint_id(BUILTIN) == fingerprinter_id(fp)
+
+
+def test_the_cli_names_the_shipped_model_as_the_library_does():
+    from chadml.cli.index import BUILTIN_MODEL
+    assert BUILTIN_MODEL == BUILTIN

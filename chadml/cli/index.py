@@ -13,6 +13,10 @@ from .options import add_separator_args, common, separator_from_args
 KIND_CHOICES = ("auto", "flat", "ivf", "ivfsq", "ivfpq", "hnsw")
 
 
+#: the shipped model's name (chadml.models.BUILTIN, repeated so that building the parser imports no library
+#: module; tests/test_release.py checks that both agree)
+BUILTIN_MODEL = "builtin:chad-qbh"
+
 def register(sub) -> None:
     p = sub.add_parser("index", parents=[common()], help="build, extend, shrink or describe a song index",
                        description="Song index: FAISS over every fingerprint of every song, a SQLite catalog "
@@ -22,7 +26,8 @@ def register(sub) -> None:
                      help="fingerprint a folder of songs (or a song table) into a new index",
                      description="Fingerprint every song of a folder (song id = file stem) or of a song table "
                                  "(rows with audio_type 'original') with a trained model, into a new index.")
-    b.add_argument("--model", required=True, help="encoder checkpoint (.pt)")
+    b.add_argument("--model", default=BUILTIN_MODEL,
+                   help="encoder checkpoint (.pt); default: the model chad ships (%(default)s)")
     b.add_argument("--songs", required=True, help="folder of audio files, or a song table (CSV/Parquet)")
     b.add_argument("--out", required=True, help="index directory to create")
     b.add_argument("--kind", choices=KIND_CHOICES, default="auto", help="FAISS index type (default: by size)")
@@ -128,7 +133,8 @@ def build(args: argparse.Namespace) -> int:
     if idx is None:
         idx = SongIndex.create(args.out, fingerprinter=fp, model_id=mid, kind=args.kind, dtype=args.dtype,
                                model_path=args.model,
-                               building={"songs": os.path.abspath(args.songs), "model": os.path.abspath(args.model),
+                               building={"songs": os.path.abspath(args.songs),
+                                         "model": args.model if args.model == BUILTIN_MODEL else os.path.abspath(args.model),
                                          "model_id": mid, "started": time.time()})
     # a killed build keeps the steps it committed, and this same command continues it
     args.interrupt_message = (f"interrupted: {idx.dir} keeps the songs indexed so far, marked unfinished; rerun "
