@@ -209,28 +209,25 @@ def serve_queries(index: str, queries: str, out: str, k: int, threads: int, warm
 
 # ---- exhaustive re-ranking ------------------------------------------------------------------------
 
-def exhaustive(index: str, fps: np.ndarray, threads: int, chunk_rows: int = 1 << 19) -> list[tuple[str, float]]:
-    """The top-1 ``(song_id, score)`` of re-ranking every song for each query: one pass over the store,
-    chunks of whole songs, every query scored on each chunk with ``chadsp.rerank``."""
+def exhaustive(index: str, fps: np.ndarray, threads: int, chunk_songs: int = 2048) -> list[tuple[str, float]]:
+    """The top-1 ``(song_id, score)`` of re-ranking every song for each query: one pass over the store
+    (chunks of songs, every query scored on each chunk while its rows are in the page cache) with
+    ``chadsp.rerank_ranges`` on the store's rows as they are."""
     import chadsp
     from chadml.index import SongIndex
     idx = SongIndex.open(index)
     songs = idx.songs()
+    rows = idx.rows
     best = [("", -np.inf)] * len(fps)
-    i = 0
-    while i < len(songs):
-        j, rows = i, 0
-        while j < len(songs) and (rows == 0 or rows + songs[j].n_fingerprints <= chunk_rows):
-            rows += songs[j].n_fingerprints
-            j += 1
-        data, off = idx.packed([s.song_id for s in songs[i:j]])
-        data = np.ascontiguousarray(data)
+    for i in range(0, len(songs), chunk_songs):
+        pos = np.arange(i, min(len(songs), i + chunk_songs))
+        starts, lengths = idx.ranges(pos)
         for qi, q in enumerate(fps):
-            sc, _ = chadsp.rerank(q, (data, off), threads=threads)
+            sc, _ = chadsp.rerank_ranges(q, rows.data, starts, lengths, scales=rows.scale, threads=threads)
             b = int(np.argmax(sc))
             if sc[b] > best[qi][1]:
                 best[qi] = (songs[i + b].song_id, float(sc[b]))
-        i = j
+        idx.release(pos)
     return best
 
 

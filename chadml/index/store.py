@@ -293,6 +293,7 @@ def as_rows(store) -> "Rows":
 
 
 _PAGE = mmap.PAGESIZE
+_AROUND = 1 << 17
 
 
 class Rows:
@@ -367,8 +368,9 @@ class Rows:
             specs.append((self._maps[1], 4))
         for m, row_bytes in specs:
             for s, n in zip(np.asarray(starts).tolist(), np.asarray(lengths).tolist()):
-                a = (s * row_bytes) // _PAGE * _PAGE
-                b = min(len(m), (s + n) * row_bytes)
+                # with the pages the kernel mapped around the ones read (fault-around, 64 KiB)
+                a = max(0, s * row_bytes - _AROUND) // _PAGE * _PAGE
+                b = min(len(m), (s + n) * row_bytes + _AROUND)
                 if b > a:
                     try:
                         m.madvise(mmap.MADV_DONTNEED, a, b - a)
