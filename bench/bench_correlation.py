@@ -35,14 +35,22 @@ from chadsp.xcorr import _choose_method  # noqa: E402
 
 
 # ---------------------------------------------------------------------------------------- data
-def packed_candidates(n: int, lo: int = 400, hi: int = 1000, d: int = 128, seed: int = 0):
+def packed_candidates(n: int, lo: int = 400, hi: int = 1000, d: int = 128, seed: int = 0, *, align: int = 0):
     """n candidates of uniform length in [lo, hi], packed (data float32 (sum Ts, d), offsets int64[n+1]),
-    rows L2-normalised like fingerprints. Allocated once, filled in place (no float64 temporary)."""
+    rows L2-normalised like fingerprints. Allocated once, filled in place (no float64 temporary).
+    ``align``: the data starts on a multiple of ``align`` bytes (an index's store is a page-aligned
+    memory map; a large numpy array starts 16 bytes past a page)."""
     rng = np.random.default_rng(seed)
     lens = rng.integers(lo, hi + 1, size=n)
     offsets = np.zeros(n + 1, dtype=np.int64)
     np.cumsum(lens, out=offsets[1:])
-    data = np.empty((int(offsets[-1]), d), dtype=np.float32)
+    if align:
+        nbytes = int(offsets[-1]) * d * 4
+        buf = np.empty(nbytes + align, dtype=np.uint8)
+        skip = -buf.ctypes.data % align
+        data = buf[skip:skip + nbytes].view(np.float32).reshape(int(offsets[-1]), d)
+    else:
+        data = np.empty((int(offsets[-1]), d), dtype=np.float32)
     step = 1 << 16
     for a in range(0, data.shape[0], step):
         blk = data[a:a + step]

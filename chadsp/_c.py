@@ -19,7 +19,7 @@ except ImportError as exc:
 
 NAME = "c"
 _ABI = 1
-if lib.chadsp_abi_version() != _ABI:  # pragma: no cover
+if lib.chadsp_abi_version() != _ABI or not hasattr(lib, "chadsp_rerank_ranges"):  # pragma: no cover
     raise ImportError("chadsp's compiled extension is stale (ABI mismatch): rebuild it with `pip install -e .`")
 
 
