@@ -130,6 +130,25 @@ def test_ranges_d128_segments_and_tiles():
             np.testing.assert_array_equal(lg, exact_lags)
 
 
+def test_one_dimensional_stores_longer_than_a_segment():
+    """1-D rows (d = 1) read through tiles of 2240 lags: the scores of the float32 values, exactly."""
+    rng = np.random.default_rng(10)
+    x = rng.standard_normal(7000).astype(np.float32)
+    x /= np.abs(x).max()
+    q = x[5000:5050] + 0.05 * rng.standard_normal(50).astype(np.float32)
+    i8 = np.round(x * 127).astype(np.int8)
+    scales = np.full(len(x), 1 / 127, np.float32)
+    starts, lengths = [0, 4000, 100], [7000, 2990, 30]
+    for rows, sc in ((x.astype(np.float16), None), (i8, scales)):
+        store = rows.reshape(-1, 1)
+        s, lg = chadsp.rerank_ranges(q, store, starts, lengths, scales=sc)
+        f32 = as_f32(store, sc)
+        want, want_lags = chadsp.rerank(q, [f32[a:a + n] for a, n in zip(starts, lengths)])
+        np.testing.assert_array_equal(s, want)
+        np.testing.assert_array_equal(lg, want_lags)
+        assert lg[0] == 5000 and lg[1] == 1000
+
+
 def test_float16_int8_close_to_float32():
     """Scores of float16 and int8 (per-row scale) stores within 1e-2 of float32; the same lag wherever
     the float32 maximum is clear (its runner-up at another lag is 0.02 lower)."""
