@@ -11,6 +11,8 @@ from .options import add_separator_args, common, separator_from_args
 #: the FAISS index kinds of :data:`chadml.index.KINDS` (repeated here so that building the parser imports
 #: no library module; tests/test_index.py checks that both agree)
 KIND_CHOICES = ("auto", "flat", "ivf", "ivfsq", "ivfpq", "hnsw")
+#: the store formats (:data:`chadml.index.store.DTYPES`, by their short names)
+STORE_CHOICES = ("f32", "f16", "i8")
 
 
 #: the shipped model's name (chadml.models.BUILTIN, repeated so that building the parser imports no library
@@ -31,7 +33,16 @@ def register(sub) -> None:
     b.add_argument("--songs", required=True, help="folder of audio files, or a song table (CSV/Parquet)")
     b.add_argument("--out", required=True, help="index directory to create")
     b.add_argument("--kind", choices=KIND_CHOICES, default="auto", help="FAISS index type (default: by size)")
-    b.add_argument("--dtype", choices=("float32", "float16"), default="float32", help="fingerprint store type")
+    b.add_argument("--store", choices=STORE_CHOICES, default=None,
+                   help="fingerprint store: f32 (4 bytes a value, the default), f16 (2) or i8 (1, with a float32 "
+                        "scale per row; indexes of this chad only: format 2)")
+    b.add_argument("--dtype", choices=("float32", "float16", "int8"), default=None, help=argparse.SUPPRESS)
+    b.add_argument("--shards", type=int, default=None, metavar="N",
+                   help="split the index by song into N shards (one index each, in --out/shard-NNN), for "
+                        "`chad query --ray`: one Ray actor per shard")
+    b.add_argument("--ray", default=None, metavar="ADDRESS",
+                   help="fingerprint the songs on Ray workers (a cluster's address, or 'auto': the running "
+                        "cluster, else a local one); song paths must be readable on the workers")
     b.add_argument("--skip-bad", action="store_true", help="leave out unreadable songs (default: abort)")
     b.add_argument("--device", default=None, help="torch device of the model (default: cuda if available)")
     add_separator_args(b)
@@ -82,9 +93,9 @@ def _song_items(songs: str):
 def _open(path: str):
     """The index of ``--index``; a missing one names the flag."""
     from ..errors import UsageError
-    from ..index import SongIndex
+    from ..index import ShardedIndex, SongIndex, is_sharded
     try:
-        return SongIndex.open(path)
+        return ShardedIndex.open(path) if is_sharded(path) else SongIndex.open(path)
     except FileNotFoundError as exc:
         raise UsageError(f"--index: {exc}") from None
 
@@ -109,7 +120,9 @@ def _existing_build(args: argparse.Namespace, mid: str, n_items: int):
         raise UsageError(f"--out {out} holds an unfinished build with another model ({idx.model_id}, "
                          f"{idx.model_path or 'path not recorded'}): rerun with that --model to continue it, or "
                          "choose another --out")
-    for flag, have, want in (("--dtype", idx.dtype, args.dtype), ("--kind", idx.info()["kind"], args.kind)):
+    short = {"float32": "f32", "float16": "f16", "int8": "i8"}
+    for flag, have, want in (("--store", short.get(idx.dtype, idx.dtype), short[args.dtype]),
+                             ("--kind", idx.info()["kind"], args.kind)):
         if have != want:
             raise UsageError(f"--out {out} holds an unfinished build with {flag} {have}: rerun with {flag} {have} "
                              f"to continue it, or choose another --out")
@@ -119,11 +132,26 @@ def _existing_build(args: argparse.Namespace, mid: str, n_items: int):
     return idx
 
 
+def _store_dtype(args: argparse.Namespace) -> str:
+    """The store dtype of ``--store`` (or the older ``--dtype``); both, differing, is a usage error."""
+    from ..errors import UsageError
+    names = {"f32": "float32", "f16": "float16", "i8": "int8"}
+    store, dtype = names.get(args.store), args.dtype
+    if store and dtype and store != dtype:
+        raise UsageError(f"--store {args.store} and --dtype {dtype} disagree: give --store alone")
+    return store or dtype or "float32"
+
+
 def build(args: argparse.Namespace) -> int:
     import os
-    from ..errors import ChadError
+    from ..errors import ChadError, UsageError
     from ..index import SongIndex, build_songs
     from .options import check_device, load_model, model_id_of
+    args.dtype = _store_dtype(args)
+    if args.shards is not None and args.shards < 1:
+        raise UsageError(f"--shards must be >= 1, got {args.shards}")
+    if args.shards is not None or args.ray:
+        return _build_sharded(args)
     separator = separator_from_args(args)
     items = _song_items(args.songs)
     check_device(args.device)
@@ -152,6 +180,52 @@ def build(args: argparse.Namespace) -> int:
     return 0
 
 
+def _build_sharded(args: argparse.Namespace) -> int:
+    """``chad index build --shards N`` (and/or ``--ray``): a sharded index, fingerprinted here or on Ray."""
+    import os
+    from ..errors import ChadError, UsageError
+    from ..index import ShardedIndex, build_sharded, is_sharded
+    from .options import check_device, load_model, model_id_of
+    separator = separator_from_args(args)
+    items = _song_items(args.songs)
+    check_device(args.device)
+    mid = model_id_of(args.model)
+    n = args.shards or 1
+    out = args.out
+    fp = load_model(args.model, args.device)
+    if os.path.exists(out) and os.path.isdir(out) and os.listdir(out):
+        if not is_sharded(out):
+            raise UsageError(f"--out {out} exists and is not a sharded chad index: choose another --out")
+        sh = ShardedIndex.open(out)
+        if sh.n_shards != n or sh.model_id != mid or sh.dtype != args.dtype:
+            raise UsageError(f"--out {out} holds a sharded index of {sh.n_shards} shards, model {sh.model_id}, "
+                             f"store {sh.dtype}: rerun with those --shards, --model and --store to continue it, or "
+                             "choose another --out")
+        if sh.unfinished_build is None:
+            raise UsageError(f"--out {out} already holds a finished index ({len(sh)} songs): choose another --out")
+    else:
+        sh = ShardedIndex.create(out, n, fingerprinter=fp, model_id=mid, kind=args.kind, dtype=args.dtype,
+                                 model_path=args.model,
+                                 building={"songs": os.path.abspath(args.songs), "model_id": mid,
+                                           "started": time.time()})
+    args.interrupt_message = (f"interrupted: {sh.dir} keeps the songs indexed so far, marked unfinished; rerun "
+                              "the same command to continue the build")
+    t0 = time.perf_counter()
+    try:
+        build_sharded(sh, items, fp, model=args.model, separator=separator,
+                      on_error="skip" if args.skip_bad else "raise", progress_bar=_progress(args),
+                      ray_address=args.ray, device=args.device)
+    except (OSError, ValueError, ChadError) as exc:
+        if isinstance(exc, UsageError) and str(exc).startswith("cannot connect to the Ray"):
+            raise UsageError(f"--ray: {exc}") from None
+        _reraise(exc, f"the build stopped there: {sh.dir} keeps the songs indexed before it; fix or remove "
+                      "that song, or add --skip-bad, and rerun the same command to continue")
+    s = sh.info()
+    print(f"indexed {s['songs']} songs ({s['hours']:.2f} h, {s['fingerprints']} fingerprints) into {sh.n_shards} "
+          f"shards of {sh.dir} in {time.perf_counter() - t0:.1f} s; {s['size_bytes'] / 1e6:.1f} MB")
+    return 0
+
+
 def _reraise(exc: Exception, note: str) -> None:
     """Re-raise a song's error that stopped a build or an add, in one line with ``note`` (what became of the
     index, what to do), with the exit status of the error."""
@@ -171,6 +245,9 @@ def add(args: argparse.Namespace) -> int:
         raise UsageError("give at most one of --skip-existing and --replace")
     check_device(args.device)
     idx = _open(args.index)
+    if not hasattr(idx, "add_songs"):
+        raise UsageError(f"--index {args.index} is sharded: add songs to it with `chad index build --shards "
+                         f"{idx.n_shards}` into a new --out (adding to a sharded index is not supported yet)")
     model = args.model or idx.model_path
     if not model:
         raise UsageError(f"index {idx.dir} records no model path: give --model")
@@ -229,7 +306,8 @@ def format_info(s: dict) -> str:
         f"features      {s['feature_config']}",
         f"windows       {s['window_config']}",
         f"size          {s['size_bytes'] / 1e6:.2f} MB" + (f"  ({bph / 1e6:.2f} MB per hour)" if bph else ""),
-    ] + ([] if s.get("unfinished_build") is None else [
+    ] + ([f"shards        {s['n_shards']}  (songs {', '.join(str(x['songs']) for x in s['shards'])})"]
+         if s.get("n_shards") else []) + ([] if s.get("unfinished_build") is None else [
         "build         UNFINISHED (killed or still running): rerun the `chad index build` that made it to "
         "continue it"]))
 

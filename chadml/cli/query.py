@@ -17,6 +17,10 @@ def register(sub) -> None:
     p.add_argument("files", nargs="+", metavar="FILE", help="query audio files")
     p.add_argument("--top", type=int, default=10, help="matches to print per query (default 10)")
     p.add_argument("--json", action="store_true", help="print JSON (one object per line)")
+    p.add_argument("--ray", default=None, metavar="ADDRESS",
+                   help="search a sharded index (`chad index build --shards N`) with one Ray actor per shard: "
+                        "a Ray cluster's address, or 'auto' (the running cluster, else a local one); a sharded "
+                        "index without --ray is searched shard by shard in this process")
     p.set_defaults(func=run)
 
 
@@ -29,12 +33,31 @@ def format_time(t: float) -> str:
     return f"{int(t // 60)}:{t % 60:05.2f}"
 
 
+def _searcher(args: argparse.Namespace):
+    """:func:`make_searcher`, or a :class:`chadml.search.sharded.ShardedSearcher` for a sharded index."""
+    from ..errors import UsageError
+    from ..index import is_sharded
+    if not (args.index and is_sharded(args.index)):
+        if args.ray:
+            raise UsageError(f"--ray: index {args.index} is not sharded (build one with `chad index build --shards N`)")
+        return make_searcher(args)
+    if args.long_index or args.rerank != "pearson":
+        raise UsageError("a sharded --index is searched alone and re-ranked by max Pearson: drop --long-index "
+                         "and --rerank")
+    if args.k < 1:
+        raise UsageError(f"-k/--candidates must be >= 1, got {args.k}")
+    from ..search.sharded import ShardedSearcher
+    from .options import separator_from_args
+    return ShardedSearcher(args.index, ray_address=args.ray, k=args.k, threads=args.threads, device=args.device,
+                           fingerprinter=args.model, separator=separator_from_args(args))
+
+
 def run(args: argparse.Namespace) -> int:
     from ..errors import ChadError, UsageError
     if args.top < 1:
         raise UsageError(f"--top must be >= 1, got {args.top}")
     from ..evaluate import query_input
-    searcher = make_searcher(args)
+    searcher = _searcher(args)
     rc = 0
     for f in args.files:
         try:
