@@ -19,8 +19,11 @@ the rows of removed songs stay in them until the next compaction and map to no s
 """
 from __future__ import annotations
 
+import contextlib
 import math
 import os
+import sys
+import threading
 from typing import Sequence
 
 import numpy as np
@@ -191,10 +194,32 @@ def set_search_params(fidx, params: dict, *, nprobe: int | None = None, ef_searc
         faiss.downcast_index(fidx.index).hnsw.efSearch = int(ef_search or params.get("efSearch", 128))
 
 
+@contextlib.contextmanager
+def _quiet_stdout():
+    """FAISS's on-disk lists print to the C stdout (file names, sizes): sent to /dev/null meanwhile, so that
+    a command's output (``chad query --json``) stays its own."""
+    with _QUIET_LOCK:
+        sys.stdout.flush()
+        saved = os.dup(1)
+        try:
+            with open(os.devnull, "wb") as null:
+                os.dup2(null.fileno(), 1)
+            yield
+        finally:
+            os.dup2(saved, 1)
+            os.close(saved)
+
+
+_QUIET_LOCK = threading.Lock()
+
+
 def read_index(path: str):
     """The FAISS index written at ``path`` (on-disk lists: its ``.ivfdata`` beside it, memory-mapped)."""
     faiss = _faiss()
-    return faiss.read_index(path, faiss.IO_FLAG_ONDISK_SAME_DIR | faiss.IO_FLAG_READ_ONLY)
+    if not os.path.exists(lists_file(path)):
+        return faiss.read_index(path)
+    with _quiet_stdout():
+        return faiss.read_index(path, faiss.IO_FLAG_ONDISK_SAME_DIR | faiss.IO_FLAG_READ_ONLY)
 
 
 def write_index(fidx, path: str) -> None:
@@ -277,7 +302,8 @@ def _ondisk(empty, sources: list, lists_path: str, store, songs: Sequence[SongIn
         vec = faiss.InvertedListsPtrVector()
         for il in lists:
             vec.push_back(il)
-        ntotal = inv.merge_from_multiple(vec.data(), vec.size(), False, False) if lists else 0
+        with _quiet_stdout():
+            ntotal = inv.merge_from_multiple(vec.data(), vec.size(), False, False) if lists else 0
         ivf.replace_invlists(inv, True)
         inv.this.disown()
         ivf.ntotal = out.ntotal = ntotal
