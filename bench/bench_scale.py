@@ -171,7 +171,6 @@ def build(path: str, cat: Catalogue, dtype: str) -> dict:
 def serve_queries(index: str, queries: str, out: str, k: int, threads: int, warm: int = 3) -> None:
     """Run in its own process: open the index, time each query, write the results to ``out``."""
     import psutil
-    import resource
     from chadml.search import Searcher
     t0 = time.perf_counter()
     s = Searcher(index, k=k, threads=threads, auto_refresh=False)
@@ -199,12 +198,22 @@ def serve_queries(index: str, queries: str, out: str, k: int, threads: int, warm
         recall.append(bool(np.isin(pos_of[str(sid)], cand)))
     mi = psutil.Process().memory_full_info()
     res = {"open_s": open_s, "rss_open": rss_open, "rss": mi.rss, "uss": mi.uss,
-           "peak_rss": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
+           "peak_rss": _vm_hwm(),
            "latency": lat, "ann_s": ann, "rerank_s": rr, "n_candidates": ncand, "top1": top1,
            "top1_score": top1_score, "top1_time": top1_time, "recall": recall, "faiss": idx.faiss_params,
            "k": k}
     with open(out, "w") as f:
         json.dump(res, f)
+
+
+def _vm_hwm() -> int:
+    """This process's peak resident memory (VmHWM: since its exec; ``ru_maxrss`` would also count the
+    parent's memory at the fork)."""
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) * 1024
+    return 0
 
 
 # ---- exhaustive re-ranking ------------------------------------------------------------------------
@@ -231,10 +240,56 @@ def exhaustive(index: str, fps: np.ndarray, threads: int, chunk_songs: int = 204
     return best
 
 
+# ---- shards on Ray ----------------------------------------------------------------------------------
+
+def shard_compare(path: str, n_shards: int, queries: np.ndarray, k: int, address: str = "auto") -> dict:
+    """p50/p95 of the same queries on the index at ``path`` (this process, 2 threads) and on a copy of it
+    split into ``n_shards`` shards, each searched by a Ray actor (1 thread each), with its build time."""
+    import ray
+    from chadml.index import ShardedIndex, SongIndex, shard_of
+    from chadml.search import Searcher
+    from chadml.search.sharded import ShardedSearcher
+    idx = SongIndex.open(path)
+    out = f"{path}.shards{n_shards}"
+    t0 = time.perf_counter()
+    if not os.path.exists(os.path.join(out, "shards.json")):
+        shutil.rmtree(out, ignore_errors=True)
+        sh = ShardedIndex.create(out, n_shards, model_id=idx.model_id, feature_config=idx.feature_config,
+                                 window_config=idx.window_config, dtype=idx.dtype)
+        songs = idx.songs()
+        for i in range(n_shards):
+            sh.shard(i).add_fingerprint_items(((x.song_id, idx.fingerprints(x.song_id), {"duration": x.duration})
+                                               for x in songs if shard_of(x.song_id, n_shards) == i),
+                                              progress_bar=False)
+    build_s = time.perf_counter() - t0
+
+    def timed(searcher):
+        for q in queries[:3]:
+            searcher.query_fingerprints(q, top=10)
+        lat = []
+        for q in queries:
+            t = time.perf_counter()
+            searcher.query_fingerprints(q, top=10)
+            lat.append(time.perf_counter() - t)
+        return float(np.percentile(lat, 50)), float(np.percentile(lat, 95))
+
+    one = timed(Searcher(idx, k=k, threads=2, auto_refresh=False))
+    ray.init(address=None if address == "auto" else address, num_cpus=os.cpu_count(), include_dashboard=False,
+             log_to_driver=False, runtime_env={"env_vars": {"OMP_WAIT_POLICY": "PASSIVE"}})
+    try:
+        s = ShardedSearcher(out, ray_address=address, k=k, threads=1, auto_refresh=False)
+        many = timed(s)
+        s.close()
+    finally:
+        ray.shutdown()
+    return {"n_shards": n_shards, "one_p50_s": one[0], "one_p95_s": one[1], "shards_p50_s": many[0],
+            "shards_p95_s": many[1], "shards_build_s": build_s, "k_per_shard": k}
+
+
 # ---- one size -----------------------------------------------------------------------------------------
 
 def bench_size(n_songs: int, *, workdir: str, dtype: str, n_queries: int, n_exhaustive: int, k: int,
-               threads: int, keep: bool, seed: int = 0) -> dict:
+               threads: int, keep: bool, seed: int = 0, shards: int = 0) -> dict:
     from chadml.index import SongIndex
     cat = Catalogue(n_songs, seed=seed)
     path = os.path.join(workdir, f"scale-{n_songs}-{dtype}")
@@ -264,11 +319,13 @@ def bench_size(n_songs: int, *, workdir: str, dtype: str, n_queries: int, n_exha
     offsets = [q[1] for q in qs]
     correct = [a == b and abs(t - o) <= 1.0 for a, b, t, o in zip(r["top1"], truth, r["top1_time"], offsets)]
     t0 = time.perf_counter()
-    ne = min(n_exhaustive, n_queries)
+    # the exhaustive pass costs queries x fingerprints: at most n_exhaustive fingerprint-queries, 20 queries at least
+    ne = min(n_queries, max(20, int(n_exhaustive // max(1, info["fingerprints"]))))
     ex = exhaustive(path, np.stack([q[2] for q in qs[:ne]]), threads) if ne else []
     ex_s = time.perf_counter() - t0
     agree = [e[0] == t for e, t in zip(ex, r["top1"])]
     lat = np.array(r["latency"])
+    ray_row = shard_compare(path, shards, np.stack([q[2] for q in qs]), k) if shards else None
     disk = sum(os.path.getsize(os.path.join(path, f)) for f in os.listdir(path))
     return {
         "songs": n_songs, "dtype": dtype, "fingerprints": info["fingerprints"], "hours": info["hours"],
@@ -280,6 +337,7 @@ def bench_size(n_songs: int, *, workdir: str, dtype: str, n_queries: int, n_exha
         "top1_correct": float(np.mean(correct)), "queries": n_queries, "exhaustive_queries": ne,
         "exhaustive_truth": float(np.mean([e[0] == t for e, t in zip(ex, truth)])) if ne else None,
         "agree": float(np.mean(agree)) if ne else None, "exhaustive_s": ex_s, "serve_s": serve_s,
+        "shards": ray_row,
     }
 
 
@@ -291,7 +349,7 @@ def table(rows: list[dict]) -> str:
     head = ("| songs | store | fingerprints | FAISS | build | on disk | query RSS (peak) | p50 | p95 | "
             "ANN / re-rank p50 | K | candidate recall | top-1 = exhaustive | top-1 correct |")
     out = [head, "|" + "---|" * (head.count("|") - 1)]
-    for r in rows:
+    for r in sorted(rows, key=lambda r: r["songs"]):
         f = r["faiss"]
         fa = f["kind"] + (f"/{f['quantizer']}" if "quantizer" in f else "") + (
             f" stride {f['stride']}" if f.get("stride", 1) > 1 else "") + (" on disk" if f.get("ondisk") else "")
@@ -300,6 +358,14 @@ def table(rows: list[dict]) -> str:
                    f"{_mb(r['disk_bytes'])} | {_mb(r['rss'])} ({_mb(r['peak_rss'])}) | {r['p50_s'] * 1e3:.0f} ms | "
                    f"{r['p95_s'] * 1e3:.0f} ms | {r['ann_p50_s'] * 1e3:.0f} / {r['rerank_p50_s'] * 1e3:.0f} ms | "
                    f"{r['k']} | {r['recall']:.3f} | {ag} | {r['top1_correct']:.3f} |")
+    ray_rows = [r for r in rows if r.get("shards")]
+    if ray_rows:
+        out += ["", "| songs | one index, in process (2 threads): p50 / p95 | N shards on Ray (1 thread each): p50 / p95 |",
+                "|---|---|---|"]
+        for r in sorted(ray_rows, key=lambda r: r["songs"]):
+            s = r["shards"]
+            out.append(f"| {r['songs']:,} | {s['one_p50_s'] * 1e3:.0f} / {s['one_p95_s'] * 1e3:.0f} ms | "
+                       f"{s['n_shards']} shards: {s['shards_p50_s'] * 1e3:.0f} / {s['shards_p95_s'] * 1e3:.0f} ms |")
     return "\n".join(out)
 
 
@@ -321,12 +387,18 @@ def main(argv=None) -> int:
     ap.add_argument("--songs", type=int, nargs="*", default=[1000, 10000])
     ap.add_argument("--store", default="i8", choices=("f32", "f16", "i8"))
     ap.add_argument("--queries", type=int, default=200)
-    ap.add_argument("--exhaustive", type=int, default=200, help="queries checked against exhaustive re-ranking")
+    ap.add_argument("--exhaustive", type=float, default=5e8,
+                    help="budget of the exhaustive check, in queries x fingerprints (at least 20 queries)")
     ap.add_argument("--k", type=int, default=300, help="candidates re-ranked")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--workdir", default=None)
     ap.add_argument("--keep", action="store_true", help="keep the indexes in --workdir and reuse them")
     ap.add_argument("--markdown", default=None)
+    ap.add_argument("--shards", type=int, default=0,
+                    help="also time the queries on a copy of each index split into this many shards on Ray")
+    ap.add_argument("--table-from", nargs="*", default=None, metavar="JSON",
+                    help="no run: the table (and --markdown) from the result rows that earlier runs wrote to "
+                         "--workdir (row-SONGS-DTYPE.json)")
     ap.add_argument("--serve", nargs=3, metavar=("INDEX", "QUERIES", "OUT"), help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     if args.serve:
@@ -336,11 +408,20 @@ def main(argv=None) -> int:
     workdir = args.workdir or tempfile.mkdtemp(prefix="chad-scale-")
     os.makedirs(workdir, exist_ok=True)
     rows = []
+    if args.table_from is not None:
+        rows = [json.load(open(f)) for f in args.table_from]
+        print(table(rows))
+        if args.markdown:
+            write_markdown(args.markdown, rows, "python bench/bench_scale.py " + " ".join(argv or sys.argv[1:]))
+        return 0
     for n in args.songs:
         r = bench_size(n, workdir=workdir, dtype=store_dtype(args.store), n_queries=args.queries,
-                       n_exhaustive=args.exhaustive, k=args.k, threads=args.threads, keep=args.keep)
+                       n_exhaustive=args.exhaustive, k=args.k, threads=args.threads, keep=args.keep,
+                       shards=args.shards)
         rows.append(r)
         print(json.dumps(r), flush=True)
+        with open(os.path.join(workdir, f"row-{n}-{r['dtype']}.json"), "w") as f:
+            json.dump(r, f)
         if not args.keep:
             shutil.rmtree(os.path.join(workdir, f"scale-{n}-{r['dtype']}"), ignore_errors=True)
     print(table(rows))
