@@ -99,13 +99,13 @@ def run(eval_dir: str, method: str, out_json: str | None, top: int = 100, k: int
             idx.add_songs(song_list, fp, progress_bar=False)
         searcher = Searcher(idx_dir, k=k)
     elif method == "f0-dtw":
-        from chadml.search.f0 import F0DtwSearcher, F0Index
+        from chadml.search import F0DtwSearcher, F0Index
         idx_dir = os.path.join(eval_dir, "f0-index")
         if not os.path.isdir(idx_dir):
             F0Index.build(idx_dir, song_list)
         searcher = F0DtwSearcher(idx_dir)
     elif method == "raw-cqt":
-        from chadml.search.f0 import RawFeatureSearcher
+        from chadml.search import RawFeatureSearcher
         searcher = RawFeatureSearcher(song_list)
     else:
         raise SystemExit(f"--method must be model:CKPT, f0-dtw or raw-cqt, got {method!r}")
