@@ -42,9 +42,10 @@ import sys
 import tempfile
 import time
 
-# the songs are generated in worker processes, one BLAS thread each (set before numpy loads)
-for _v in ("OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
-    os.environ.setdefault(_v, "1")
+# run as a script: the songs are generated in worker processes, one BLAS thread each (set before numpy loads)
+if __name__ == "__main__":
+    for _v in ("OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ.setdefault(_v, "1")
 
 import numpy as np  # noqa: E402
 

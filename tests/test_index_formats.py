@@ -268,3 +268,33 @@ def test_old_format_1_index_reads_and_new_one_records_format(tmp_path):
         assert meta["format_version"] == want and meta["dtype"] == dtype
     assert SongIndex.create(tmp_path / "w", model_id="m", feature_config=FEATURES, window_config=WINDOW,
                             dtype="i8").dtype == "int8"
+
+
+def test_cli_build_store_flag(tmp_path, capsys):
+    import soundfile as sf
+    from _searchkit import melody, tiny_fingerprinter
+    from chadml.cli.main import main
+    from chadml.models import save_checkpoint
+    from chadml.training import TrainConfig
+    fp = tiny_fingerprinter()
+    ckpt = str(tmp_path / "m.pt")
+    save_checkpoint(ckpt, model=fp.model, feature_config=fp.feature_config, window_config=fp.window_config,
+                    train_config=TrainConfig())
+    folder = tmp_path / "songs"
+    folder.mkdir()
+    rng = np.random.default_rng(11)
+    for i in range(3):
+        sf.write(folder / f"t{i}.wav", melody(rng, 6.0), 16000)
+    ix = str(tmp_path / "ix")
+    assert main(["-q", "index", "build", "--model", ckpt, "--songs", str(folder), "--out", ix, "--store", "i8"]) == 0
+    capsys.readouterr()
+    assert main(["-q", "index", "info", "--index", ix, "--json"]) == 0
+    info = json.loads(capsys.readouterr().out)
+    assert info["dtype"] == "int8" and info["format_version"] == 2 and info["songs"] == 3
+    assert main(["-q", "index", "build", "--model", ckpt, "--songs", str(folder), "--out", str(tmp_path / "iy"),
+                 "--store", "f16", "--dtype", "float32"]) == 2
+    err = capsys.readouterr().err
+    assert "--store" in err and "--dtype" in err and err.count("\n") == 1
+    assert main(["-q", "index", "build", "--model", ckpt, "--songs", str(folder), "--out", str(tmp_path / "iz"),
+                 "--shards", "0"]) == 2
+    assert "--shards" in capsys.readouterr().err
