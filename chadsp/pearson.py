@@ -80,7 +80,7 @@ def max_pearson(query, target) -> tuple[float, int]:
     return float(scores[0]), int(lags[0])
 
 
-def rerank(query, candidates, *, scales=None, threads: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+def rerank(query, candidates, *, threads: int | None = None, scales=None) -> tuple[np.ndarray, np.ndarray]:
     """:func:`max_pearson` of ``query`` against many candidates, in parallel.
 
     Parameters
@@ -94,11 +94,11 @@ def rerank(query, candidates, *, scales=None, threads: int | None = None) -> tup
         ``ValueError`` afterwards); float16/int8 rows are converted tile by tile inside the kernel. Other
         dtypes are converted to float32 first (a copy), and so is a list (concatenated).
         Candidates that are not one contiguous run of a store: :func:`rerank_ranges`.
-    scales : array_like, shape (len(data),), optional
-        int8 ``data`` only: row ``r`` is ``data[r] * scales[r]`` (float32). None: the int8 values as they are.
     threads : int, optional
         Threads across candidates (None or 0: all cores; OpenMP in C, numba's threads otherwise). Scratch memory is
         O(threads x (2240 + Tq) x D), independent of the candidates' total size. The GIL is released.
+    scales : array_like, shape (len(data),), optional
+        int8 ``data`` only: row ``r`` is ``data[r] * scales[r]`` (float32). None: the int8 values as they are.
 
     Returns
     -------
@@ -125,8 +125,8 @@ def rerank(query, candidates, *, scales=None, threads: int | None = None) -> tup
     return _call_ranges(q, data, sc, offsets[:-1], np.diff(offsets), nt, "candidates data", "candidate")
 
 
-def rerank_ranges(query, data, starts, lengths, *, scales=None,
-                  threads: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+def rerank_ranges(query, data, starts, lengths, *, threads: int | None = None,
+                  scales=None) -> tuple[np.ndarray, np.ndarray]:
     """:func:`rerank` of row ranges of one packed store, in one call: candidate ``k`` is
     ``data[starts[k]:starts[k] + lengths[k]]``.
 
@@ -145,12 +145,12 @@ def rerank_ranges(query, data, starts, lengths, *, scales=None,
     starts, lengths : array_like of int, shape (n,)
         ``starts >= 0``, ``lengths >= 0``, ``starts + lengths <= N``. A range shorter than the query
         slides inside it (lag <= 0); an empty one scores 0.0 at lag 0.
-    scales : array_like, shape (N,), optional
-        int8 ``data`` only: row ``r`` is ``data[r] * scales[r]`` in float32 (per-row quantisation). None:
-        the int8 values as they are. float32 C-contiguous scales are used in place.
     threads : int, optional
         Threads across ranges (None or 0: all cores). Scratch is O(threads x (2240 + Tq) x D), whatever
         the store's size. The GIL is released.
+    scales : array_like, shape (N,), optional
+        int8 ``data`` only: row ``r`` is ``data[r] * scales[r]`` in float32 (per-row quantisation). None:
+        the int8 values as they are. float32 C-contiguous scales are used in place.
 
     Returns
     -------
