@@ -67,15 +67,21 @@ def run(args: argparse.Namespace) -> int:
             rc = max(rc, 1 if isinstance(exc, ChadError) and not isinstance(exc, UsageError) else 2)
             continue
         t = searcher.last_timing
+        confident = bool(matches) and bool(matches[0].confident)
+        reason = getattr(searcher, "last_reason", None)
         if args.json:
-            print(json.dumps({"query": f, "matches": [m.to_dict() for m in matches],
+            print(json.dumps({"query": f, "confident": confident, "reason": reason,
+                              "matches": [m.to_dict() for m in matches],
                               "timing": {k: v for k, v in t.items() if isinstance(v, (int, float, str))}}))
             continue
         print(f"{f}  ({t.get('duration_s', 0):.1f} s; ann {t.get('ann_s', 0) * 1e3:.0f} ms, "
               f"rerank {t.get('rerank_s', 0) * 1e3:.0f} ms, {t.get('n_candidates', 0)} candidates)")
         if not matches:
             print("   no match (silent query or empty index)")
+        elif not confident:
+            print("   no confident match" + (f" ({reason})" if reason else "") + "; the closest songs:")
         for m in matches:
-            print(f"  {m.rank:>3}  {m.score:7.4f}  at {format_time(m.time_s):>8}  {m.song_id}"
+            p = "    " if m.confidence is None else f"{m.confidence:4.2f}"
+            print(f"  {m.rank:>3}  {m.score:7.4f}  p {p}  at {format_time(m.time_s):>8}  {m.song_id}"
                   + (f"  ({m.title})" if m.title and m.title != m.song_id else ""))
     return rc

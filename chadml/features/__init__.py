@@ -19,7 +19,8 @@ padded with.
 
 The modules: :mod:`~chadml.features.base` (input checks), :mod:`~chadml.features.cqt`,
 :mod:`~chadml.features.crepe`, :mod:`~chadml.features.extract` (:class:`FeatureConfig`,
-:func:`extract_features`) and :mod:`~chadml.features.windows`. This package only re-exports them.
+:func:`extract_features`), :mod:`~chadml.features.windows` and :mod:`~chadml.features.voicing` (where a
+recording is voiced: queries and songs are trimmed to it). This package only re-exports them.
 
 Analysis windows (:class:`WindowConfig`, :func:`make_windows`): ``M_short`` W = 3 s, S = 0.25 s and
 ``M_long`` W = 8 s, S = 0.64 s. A window is ``round(W * frame_rate)`` frames long and window ``k``
@@ -44,10 +45,11 @@ from __future__ import annotations
 from .base import check_audio, resolve_device
 from .cqt import C1_HZ, CQT, cqt_frequencies, log_normalize
 from .extract import FeatureConfig, extract_features, extract_features_batch
+from .voicing import VoicedPart, VoicingConfig, find_voiced, trim_to_voiced
 from .windows import LONG, SHORT, WindowConfig, make_windows, window_starts
 
 __all__ = [
     "FeatureConfig", "WindowConfig", "SHORT", "LONG", "CQT", "cqt_frequencies", "log_normalize",
     "check_audio", "extract_features", "extract_features_batch", "window_starts", "make_windows",
-    "resolve_device", "C1_HZ",
+    "resolve_device", "C1_HZ", "VoicingConfig", "VoicedPart", "find_voiced", "trim_to_voiced",
 ]

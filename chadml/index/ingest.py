@@ -15,13 +15,14 @@ import numpy as np
 from .. import audio
 from ..config import SAMPLE_RATE
 from ..data import SongTable
-from ..errors import ChadError
+from ..errors import ChadError, UsageError
+from ..features.voicing import VoicingConfig, trim_to_voiced
 from ..models import model_id
 from ..util import check_signal
 from .store import check_fps
 
 __all__ = ["AUDIO_EXTENSIONS", "find_audio_files", "song_items", "fingerprinter_id", "fingerprint_items",
-           "checked_items"]
+           "checked_items", "SONG_VOICING", "voiced_song"]
 
 log = logging.getLogger(__name__)
 
@@ -104,14 +105,50 @@ def fingerprinter_id(fingerprinter) -> str:
                     fingerprinter.window_config.to_dict(), fingerprinter.model.state_dict())
 
 
+#: how songs are trimmed at ingest (:mod:`chadml.features.voicing`): silence and noise before and after
+#: the voice cut off (0.25 s kept; pauses inside kept whole, they are the song's), and a song with less than
+#: 3 s of voiced audio (one M_short window) refused: no query could find it, and its fingerprints of
+#: silence would answer noise
+SONG_VOICING = VoicingConfig(min_voiced_s=3.0)
+
+
+def voiced_song(y: np.ndarray, sr: int, song_id: str, where: str = "",
+                voicing: VoicingConfig | None = SONG_VOICING) -> tuple[np.ndarray, float]:
+    """``(the song's voiced part, where it starts in seconds)``; a silent song, or one with less than
+    ``voicing.min_voiced_s`` of voiced audio, is a :class:`chadml.errors.UsageError` naming it.
+    ``voicing`` None: the song as it is, from 0 s.
+
+    >>> voiced_song(np.zeros(16000, np.float32), 16000, "s1")
+    Traceback (most recent call last):
+    ...
+    chadml.errors.UsageError: song 's1' is silent: not indexed (leave such songs out with --skip-bad / on_error='skip')
+    """
+    if voicing is None:
+        return y, 0.0
+    name = f"song {song_id!r}" + (f" ({where})" if where else "")
+    hint = "not indexed (leave such songs out with --skip-bad / on_error='skip')"
+    kept, part = trim_to_voiced(y, sr, voicing)
+    if part.silent or not part.voiced:
+        raise UsageError(f"{name} is {'silent' if part.silent else 'not voiced (no sung or hummed pitch)'}: {hint}")
+    if not part.enough:
+        raise UsageError(f"{name} has only {part.voiced_s:.2f} s of voiced audio (at least {part.min_voiced_s:g} s "
+                         f"are needed for a query to find it): {hint}")
+    if part.trimmed():
+        log.debug("%s trimmed to its voiced part: %.2f s from %.2f s", name, len(kept) / sr, part.start_s)
+    return kept, part.start_s
+
+
 def fingerprint_items(items: Iterable, fingerprinter, separator, *, sr: int = SAMPLE_RATE,
-                      on_error: str = "raise") -> Iterator[tuple[str, np.ndarray, dict]]:
-    """``(song_id, fps, {"title", "path", "duration"})`` of each ``(song_id, audio or path[, title])``.
+                      on_error: str = "raise", voicing: VoicingConfig | None = SONG_VOICING
+                      ) -> Iterator[tuple[str, np.ndarray, dict]]:
+    """``(song_id, fps, {"title", "path", "duration", "start"})`` of each ``(song_id, audio or path[, title])``.
 
     A path is read with :func:`chadml.audio.load` (16 kHz mono; the title defaults to its stem); an
     array is mono audio at ``sr``. Each song goes through ``separator`` (a
-    :class:`chadml.separation.Separator`) and then ``fingerprinter.from_audio``. ``on_error``: "raise",
-    or "skip" (a song that cannot be read or fingerprinted is left out with a warning).
+    :class:`chadml.separation.Separator`), is trimmed to its voiced part (:func:`voiced_song` with
+    ``voicing``; ``start``: where that part begins, in seconds) and then goes through
+    ``fingerprinter.from_audio``. ``on_error``: "raise", or "skip" (a song that cannot be read or
+    fingerprinted, or is silent or too little voiced, is left out with a warning).
     """
     for item in items:
         item = tuple(item)
@@ -130,18 +167,19 @@ def fingerprint_items(items: Iterable, fingerprinter, separator, *, sr: int = SA
             if len(y) == 0:
                 raise ValueError(f"song {song_id!r} has no audio")
             y = separator.separate(y, y_sr)
-            fps, _ = fingerprinter.from_audio(y, sr=y_sr)
+            kept, start = voiced_song(y, y_sr, song_id, path, voicing)
+            fps, _ = fingerprinter.from_audio(kept, sr=y_sr)
         except (ChadError, ValueError, FileNotFoundError, RuntimeError) as exc:
             if on_error == "raise":
                 raise
             log.warning("skipping song %r: %s", song_id, exc)
             continue
-        yield song_id, fps, {"title": title or song_id, "path": path, "duration": len(y) / y_sr}
+        yield song_id, fps, {"title": title or song_id, "path": path, "duration": len(y) / y_sr, "start": start}
 
 
 def checked_items(items: Iterable, *, dim: int, window_config: dict, existing: set[str], on_exists: str,
                   where: str) -> Iterator[tuple[str, np.ndarray, dict]]:
-    """The items of an add, checked: ``(song_id, float32 fps (n, dim), {"title", "path", "duration"})``.
+    """The items of an add, checked: ``(song_id, float32 fps (n, dim), {"title", "path", "duration", "start"})``.
 
     ``items``: ``(song_id, fps, meta)`` (meta optional, or None). A song id must be a non-empty str
     given once; one in ``existing`` is an error, skipped or passed on (replaced) by ``on_exists``
@@ -168,5 +206,8 @@ def checked_items(items: Iterable, *, dim: int, window_config: dict, existing: s
         if dur is None:
             dur = (len(a) - 1) * float(window_config["step_s"]) + float(window_config.get("window_s",
                                                                                         window_config["step_s"]))
+        start = float(meta.get("start") or 0.0)
+        if not (np.isfinite(start) and start >= 0):
+            raise ValueError(f"the start of {song_id!r} must be a number of seconds >= 0, got {meta.get('start')!r}")
         yield song_id, a, {"title": str(meta.get("title") or song_id), "path": str(meta.get("path") or ""),
-                           "duration": float(dur)}
+                           "duration": float(dur), "start": start}

@@ -44,7 +44,7 @@ from ..separation import get_separator
 from ..util import progress
 from . import ann
 from .catalog import CATALOG, Catalog, IndexCorruptError, SongInfo, check_compatible, describe, new_meta
-from .ingest import checked_items, fingerprint_items, fingerprinter_id
+from .ingest import SONG_VOICING, checked_items, fingerprint_items, fingerprinter_id
 from .starts import read_starts, remove_old_starts, write_starts
 from .store import (DTYPES, StoreView, append_songs, check_fps, create_store, next_store_file, open_rows,
                     store_dtype, store_file_name, store_files, truncate, write_compacted)
@@ -489,7 +489,7 @@ class SongIndex:
 
     def add_songs(self, items: Iterable, fingerprinter, *, sr: int = 16000, on_exists: str = "error",
                   on_error: str = "raise", progress_bar: bool = True, total: int | None = None,
-                  separator=None) -> list[str]:
+                  separator=None, voicing=SONG_VOICING) -> list[str]:
         """Fingerprint and add songs in one atomic write (all or none).
 
         ``items``: ``(song_id, audio or path, title)`` (title optional). A path is read with
@@ -497,7 +497,9 @@ class SongIndex:
         mono audio at ``sr``. The fingerprinter must be the index's model (same id and configs).
         ``on_error``: "raise" (a song that cannot be read aborts the whole add) or "skip" (it is
         left out with a warning). ``separator``: a :class:`chadml.separation.Separator` (or name) applied
-        to each song before fingerprinting (default: identity). Returns the ids added.
+        to each song before fingerprinting (default: identity). ``voicing``: how songs are trimmed to
+        their voiced part, and refused when silent or too little voiced (:data:`.ingest.SONG_VOICING`;
+        None: neither). Returns the ids added.
         """
         separator = get_separator(separator)
         if on_error not in ("raise", "skip"):
@@ -505,7 +507,7 @@ class SongIndex:
         self.check_compatible(model_id=fingerprinter_id(fingerprinter), config=fingerprinter)
         if total is None and hasattr(items, "__len__"):
             total = len(items)
-        fps = fingerprint_items(items, fingerprinter, separator, sr=sr, on_error=on_error)
+        fps = fingerprint_items(items, fingerprinter, separator, sr=sr, on_error=on_error, voicing=voicing)
         return self.add_fingerprint_items(fps, on_exists=on_exists, progress_bar=progress_bar, total=total)
 
     def remove(self, song_ids: Iterable[str], *, missing: str = "error", compact: bool | None = None) -> int:

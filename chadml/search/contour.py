@@ -18,9 +18,15 @@ import numpy as np
 from ..audio import resample
 from ..config import SAMPLE_RATE, SILENCE_PEAK, from_dict
 from ..features.crepe import predict_f0
+from ..features.voicing import VoicingConfig, find_voiced, voiced_pitch
 from .base import load_query_audio
 
-__all__ = ["F0Config", "contour_from_f0", "f0_contour"]
+__all__ = ["F0Config", "contour_from_f0", "f0_contour", "CONTOUR_VOICING", "octave_shift", "voiced_contour"]
+
+#: how a recording is trimmed before its contour is tracked (:mod:`chadml.features.voicing`): silence and
+#: noise before and after the voice cut off; pauses inside are the contour's own (bridged or dropped by
+#: ``F0Config.gaps``), so they stay
+CONTOUR_VOICING = VoicingConfig()
 
 # pitch errors repaired against the running median: octaves and twelfths (CREPE locking onto the 2nd/3rd
 # harmonic or the sub-octave), in semitones
@@ -229,11 +235,61 @@ def contour_from_f0(f0_hz: np.ndarray, periodicity: np.ndarray, config: F0Config
     return contour.astype(np.float32), times.astype(np.float32)
 
 
+def octave_shift(y: np.ndarray, sr: int, fmax: float) -> int:
+    """Octaves to take a recording down before CREPE tracks it: 0 for voices, 1 or 2 for a whistle
+    (0.8-2.5 kHz, two octaves above a sung voice), so that its median pitch lies under ``fmax / 2`` (the
+    tune then fits CREPE's range and ``fmax``; a contour is key-invariant, so octaves do not matter).
+
+    >>> t = np.arange(16000) / 16000
+    >>> octave_shift(np.sin(2 * np.pi * 220 * t).astype(np.float32), 16000, 1000.0)
+    0
+    >>> octave_shift(np.sin(2 * np.pi * 1800 * t).astype(np.float32), 16000, 1000.0)
+    2
+    """
+    f = voiced_pitch(y, sr, CONTOUR_VOICING)
+    if f is None or f <= fmax / 2:
+        return 0
+    return int(min(3, math.ceil(math.log2(f / (fmax / 2)))))
+
+
+def voiced_contour(y: np.ndarray, sr: int = SAMPLE_RATE, config: F0Config | None = None, *, device=None):
+    """``(semitones, times_s, VoicedPart)``: :func:`f0_contour` of a 16 kHz signal and the voiced part it
+    was tracked in (None for digital silence)."""
+    cfg = config or F0Config()
+    empty = (np.zeros(0, np.float32), np.zeros(0, np.float32))
+    if len(y) == 0 or float(np.max(np.abs(y))) < SILENCE_PEAK:
+        return (*empty, None)
+    part = find_voiced(y, sr, CONTOUR_VOICING)
+    t0 = 0.0
+    if part.voiced:                   # the voiced part only (times stay those of the whole recording)
+        y, t0 = y[part.start:part.end], part.start_s
+    k = octave_shift(y, sr, cfg.fmax)
+    hop = cfg.hop_length
+    if k:     # a whistle: the same samples played 2^k times slower sound k octaves lower; CREPE frames every
+        # hop * 2^k samples of it are every hop samples of the recording, so times and blocks do not change
+        f0, per = predict_f0(resample(y, sr, sr * 2 ** k), SAMPLE_RATE, model=cfg.crepe_model,
+                             hop_length=hop * 2 ** k, fmin=cfg.fmin, fmax=cfg.fmax, device=device)
+        f0 = f0 * np.float32(2 ** k)
+    else:
+        f0, per = predict_f0(y, SAMPLE_RATE, model=cfg.crepe_model, hop_length=hop, fmin=cfg.fmin, fmax=cfg.fmax,
+                             device=device)
+    level = chadsp.rms_db(y, frame_length=1024, hop_length=hop, center=True)[: len(f0)]
+    if len(level) < len(f0):
+        level = np.pad(level, (0, len(f0) - len(level)), constant_values=-np.inf)
+    n = min(len(f0), len(per))
+    c, t = contour_from_f0(f0[:n], per[:n], cfg, level_db=level[:n])
+    return c, (t + np.float32(t0)).astype(np.float32), part
+
+
 def f0_contour(audio, sr: int = SAMPLE_RATE, config: F0Config | None = None, *,
                device=None) -> tuple[np.ndarray, np.ndarray]:
     """The key-invariant pitch contour of a recording (array at ``sr`` or a file path):
     ``(semitones (n,) float32, times_s (n,) float32)``; empty arrays when it has no melody (silence,
     noise, fewer than ``config.min_frames`` voiced frames). See :func:`contour_from_f0`.
+
+    The recording is first cut to its voiced part (:data:`CONTOUR_VOICING`; ``times_s`` stay times of the
+    whole recording), and a whistle is tracked some octaves down (:func:`octave_shift`): CREPE's range
+    ends at 2 kHz, a whistle's pitch goes to 2.5 kHz, and the contour does not depend on the octave.
 
     Example
     -------
@@ -243,17 +299,14 @@ def f0_contour(audio, sr: int = SAMPLE_RATE, config: F0Config | None = None, *,
     >>> c, _ = f0_contour(y, 16000)
     >>> float(np.round(np.median(c[-10:]) - np.median(c[:10])))   # a fifth up: 7 semitones
     7.0
+    >>> w = np.r_[np.sin(2 * np.pi * 1760 * t), np.sin(2 * np.pi * 2349 * t)].astype(np.float32)
+    >>> c, _ = f0_contour(w, 16000)                       # whistled: A6 then D7, over CREPE's range
+    >>> float(np.round(np.median(c[-10:]) - np.median(c[:10])))   # a fourth up
+    5.0
     """
     cfg = config or F0Config()
     y, sr = load_query_audio(audio, sr)
     if sr != SAMPLE_RATE:
         y, sr = resample(y, sr, SAMPLE_RATE).astype(np.float32, copy=False), SAMPLE_RATE
-    empty = (np.zeros(0, np.float32), np.zeros(0, np.float32))
-    if len(y) == 0 or float(np.max(np.abs(y))) < SILENCE_PEAK:
-        return empty
-    f0, per = predict_f0(y, SAMPLE_RATE, model=cfg.crepe_model, hop_length=cfg.hop_length, fmin=cfg.fmin,
-                         fmax=cfg.fmax, device=device)
-    level = chadsp.rms_db(y, frame_length=1024, hop_length=cfg.hop_length, center=True)[: len(f0)]
-    if len(level) < len(f0):
-        level = np.pad(level, (0, len(f0) - len(level)), constant_values=-np.inf)
-    return contour_from_f0(f0, per, cfg, level_db=level)
+    c, t, _ = voiced_contour(y, SAMPLE_RATE, cfg, device=device)
+    return c, t

@@ -35,11 +35,14 @@ import numpy as np
 
 from ..config import SAMPLE_RATE, SILENCE_PEAK, check_top
 from ..errors import ChadError
+from ..features.voicing import find_voiced
 from ..index import SongIndex, fingerprinter_id
 from ..models import checkpoint_id, is_builtin, load_fingerprinter
 from ..separation import get_separator
 from ..util import map_threads
-from .base import RERANKERS, Match, load_query_audio
+from .base import (RERANKERS, Match, load_query_audio, not_confident, trim_query, voicing_option,
+                   voicing_reason)
+from .confidence import Calibration, load_calibration
 from .f0 import F0DtwSearcher
 
 log = logging.getLogger(__name__)
@@ -70,6 +73,10 @@ class Searcher:
     threads : threads for FAISS and the re-ranker (None: all cores).
     max_query_s : longer queries are cut to their first ``max_query_s`` seconds (None: never).
     auto_refresh : before each query, move to the index's newest generation if a writer added songs.
+    voicing : how queries are trimmed to their voiced part (:data:`chadml.search.base.QUERY_VOICING` by
+        default; False: searched as they are).
+    calibration : a :class:`chadml.search.confidence.Calibration` of the matches' ``confidence``
+        (default: the index's ``calibration.json`` for this re-ranker, else the built-in one).
 
     Example
     -------
@@ -80,7 +87,7 @@ class Searcher:
     def __init__(self, index, *, fingerprinter=None, rerank: str = "pearson", k: int = 5000,
                  neighbors: int | None = None, nprobe: int | None = None, band: int | None = None,
                  threads: int | None = None, max_query_s: float | None = 60.0, auto_refresh: bool = True,
-                 device=None, f0_index=None, separator=None):
+                 device=None, f0_index=None, separator=None, voicing=None, calibration: Calibration | None = None):
         if rerank not in RERANKERS:
             raise ValueError(f"rerank must be one of {RERANKERS}, got {rerank!r}")
         for name, v, lo in (("k", k, 1), ("neighbors", neighbors, 1), ("nprobe", nprobe, 1),
@@ -99,6 +106,10 @@ class Searcher:
         self.last_timing: dict = {}
         self.last_reason: str | None = None     # why the last query was answered differently (dtw-f0)
         self.separator = get_separator(separator)
+        self.voicing = voicing_option(voicing)
+        if calibration is not None and not isinstance(calibration, Calibration):
+            raise TypeError(f"calibration must be a Calibration, got {type(calibration).__name__}")
+        self.calibration = calibration or load_calibration(self.index.dir, rerank)
         self._f0 = self._query_contour = None
         if rerank == "dtw-f0":
             self._f0 = F0DtwSearcher(f0_index if f0_index is not None else os.path.join(self.index.dir, "f0"),
@@ -140,9 +151,13 @@ class Searcher:
     def query(self, audio, sr: int = SAMPLE_RATE, top: int = 10) -> list[Match]:
         """The ``top`` songs for a query (audio array at ``sr``, or a file path), best first.
 
-        An all-silent query returns ``[]`` (with a warning); a query shorter than one analysis window is
-        zero-padded to one window (with a warning); an empty one is a ``ValueError``. Timings of the
-        steps are in :attr:`last_timing`.
+        The query is first trimmed to its voiced part (:attr:`voicing`): silence or noise before and
+        after the hum never enters the score, and ``time_s`` is where the voiced part matches. An
+        all-silent query returns ``[]`` (with a warning); a query with no voiced audio, or less than
+        ``voicing.min_voiced_s`` of it, is searched but none of its matches is ``confident`` (the reason is
+        in :attr:`last_reason`); a query shorter than one analysis window is zero-padded to one window
+        (with a warning); an empty one is a ``ValueError``. Timings of the steps are in :attr:`last_timing`
+        (with ``voiced_s`` and ``query_start_s``, where the searched part starts in the query).
         """
         t0 = time.perf_counter()
         top = check_top(top)
@@ -163,8 +178,11 @@ class Searcher:
                                 "total_s": time.perf_counter() - t0, "n_query_fps": 0, "n_candidates": 0,
                                 "silent": True}
             return []
-        if self.max_query_s is not None and dur > self.max_query_s:
-            log.warning("the query is %.1f s long: only its first %.1f s are used (max_query_s)", dur,
+        t1 = time.perf_counter()
+        y, part, info = trim_query(y, y_sr, self.voicing)
+        timing.update(info, voicing_s=time.perf_counter() - t1)
+        if self.max_query_s is not None and len(y) / y_sr > self.max_query_s:
+            log.warning("the query is %.1f s long: only its first %.1f s are used (max_query_s)", len(y) / y_sr,
                         self.max_query_s)
             y = y[:int(self.max_query_s * y_sr)]
         need = int(math.ceil(self.window_s * y_sr)) + 1
@@ -183,6 +201,10 @@ class Searcher:
             out = self.query_fingerprints(fps, top=top)
         finally:
             self._query_contour = None
+        reason = voicing_reason(part)
+        if reason:
+            self.last_reason = reason
+            out = not_confident(out)
         self.last_timing = {**timing, **self.last_timing, "total_s": time.perf_counter() - t0}
         return out
 
@@ -219,7 +241,8 @@ class Searcher:
         return hit[order[:k]]
 
     def query_fingerprints(self, fps: np.ndarray, top: int = 10) -> list[Match]:
-        """The ``top`` songs for a query given as fingerprints ``(n, dim)`` (the model-free entry point)."""
+        """The ``top`` songs for a query given as fingerprints ``(n, dim)`` (the model-free entry point),
+        with their calibrated ``confidence`` (:attr:`calibration`, from the scores of every candidate)."""
         top = check_top(top)
         idx = self.index
         q = np.ascontiguousarray(np.asarray(fps, dtype=np.float32))
@@ -241,26 +264,26 @@ class Searcher:
         if len(cand) == 0:
             self.last_timing = {**timing, "rerank_s": 0.0}
             return []
-        scores, lags, rows = self._rerank(q, cand)
+        scores, times, rows = self._rerank(q, cand)
         timing["rerank_s"] = time.perf_counter() - t1
         timing["n_rows"] = rows
         order = np.argsort(-scores, kind="stable")[:top]
         songs = idx.songs()
-        step = idx.step_s
+        conf = self.calibration.rank_confidences(scores, len(order))
         out = []
         for r, i in enumerate(order):
             s = songs[cand[i]]
-            out.append(Match(s.song_id, s.title, float(scores[i]), int(lags[i]) * step, r + 1))
+            out.append(Match(s.song_id, s.title, float(scores[i]), float(times[i]), r + 1, *conf[r]))
         self.last_timing = timing
         return out
 
     def _rerank(self, q: np.ndarray, cand: np.ndarray) -> tuple[np.ndarray, np.ndarray, int]:
-        """Scores (higher is better) and lags (matched fingerprint index in the song) of the songs at ``cand``."""
-        if self.rerank == "dtw":
-            return self._rerank_dtw(q, cand)
+        """Scores (higher is better) of the songs at ``cand``, the times (s, in the song) where the query
+        matches, and the rows scored."""
         if self.rerank == "dtw-f0":
             return self._rerank_f0(q, cand)
-        return self._rerank_pearson(q, cand)
+        scores, lags, rows = self._rerank_dtw(q, cand) if self.rerank == "dtw" else self._rerank_pearson(q, cand)
+        return scores, lags * self.index.step_s + self.index.starts(cand), rows
 
     def _rerank_pearson(self, q: np.ndarray, cand: np.ndarray) -> tuple[np.ndarray, np.ndarray, int]:
         """Max Pearson of the query in each candidate song, in one ``chadsp.rerank_ranges`` call on the
@@ -296,8 +319,8 @@ class Searcher:
         return scores, lags, int(sum(songs[c].n_fingerprints for c in cand))
 
     def _rerank_f0(self, q: np.ndarray, cand: np.ndarray) -> tuple[np.ndarray, np.ndarray, int]:
-        """The f0 + DTW matcher on the candidates (score: minus the RMS semitone error; lag: the window
-        the match starts in). A query with no melody falls back to max-Pearson re-ranking (logged)."""
+        """The f0 + DTW matcher on the candidates (score: minus the RMS semitone error; time: where the
+        matched contour segment starts). A query with no melody falls back to max-Pearson re-ranking (logged)."""
         c = self._query_contour
         if c is None:
             raise ValueError("rerank='dtw-f0' needs the query audio (its pitch contour): call query(), "
@@ -305,7 +328,8 @@ class Searcher:
         if len(c) == 0:
             log.warning("dtw-f0: the query has no melody (no voiced frames): max-Pearson re-ranking instead")
             self.last_reason = "no melody in the query: re-ranked by max Pearson instead of f0 + DTW"
-            return self._rerank_pearson(q, cand)
+            scores, lags, rows = self._rerank_pearson(q, cand)
+            return scores, lags * self.index.step_s + self.index.starts(cand), rows
         f0 = self._f0.index
         songs = self.index.songs()
         ids = [songs[i].song_id for i in cand]
@@ -315,14 +339,13 @@ class Searcher:
                         int((~have).sum()), len(ids), f0.dir)
         pos = np.array([f0.position(sid) for sid, h in zip(ids, have) if h], np.int64)
         scores = np.full(len(ids), -np.inf, np.float32)
-        lags = np.zeros(len(ids), np.int64)
+        times = np.zeros(len(ids), np.float64)
         if len(pos):
             sc, starts = self._f0.score(c, pos)
             scores[have] = sc
-            t = np.array([f0.time_s[f0.offsets[p] + s] if f0.offsets[p + 1] > f0.offsets[p] else 0.0
-                          for p, s in zip(pos, starts)])
-            lags[have] = np.floor(t / self.index.step_s + 1e-6).astype(np.int64)
-        return scores, lags, int(f0.offsets[pos + 1].sum() - f0.offsets[pos].sum()) if len(pos) else 0
+            times[have] = [f0.time_s[f0.offsets[p] + s] if f0.offsets[p + 1] > f0.offsets[p] else 0.0
+                           for p, s in zip(pos, starts)]
+        return scores, times, int(f0.offsets[pos + 1].sum() - f0.offsets[pos].sum()) if len(pos) else 0
 
 
 class FusedSearcher:
@@ -343,15 +366,19 @@ class FusedSearcher:
         self.long = long if isinstance(long, Searcher) else Searcher(long, **kw)
         self.threshold_s = float(threshold_s)
         self.last_timing: dict = {}
+        self.last_reason: str | None = None
 
     def choose(self, duration_s: float) -> Searcher:
         return self.short if duration_s < self.threshold_s else self.long
 
     def query(self, audio, sr: int = SAMPLE_RATE, top: int = 10) -> list[Match]:
+        """The ``top`` songs of the searcher :meth:`choose` picks by the length of the query's voiced part."""
         y, y_sr = load_query_audio(audio, sr)
-        s = self.choose(len(y) / y_sr)
+        part = find_voiced(y, y_sr, self.short.voicing) if self.short.voicing is not None and len(y) else None
+        s = self.choose((part.kept_samples if part is not None and part.voiced else len(y)) / y_sr)
         out = s.query(y, sr=y_sr, top=top)
         self.last_timing = {**s.last_timing, "model": "short" if s is self.short else "long"}
+        self.last_reason = s.last_reason
         return out
 
     def query_batch(self, audios: Iterable, sr: int = SAMPLE_RATE, top: int = 10) -> list[list[Match]]:

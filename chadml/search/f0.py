@@ -28,10 +28,12 @@ from typing import Sequence
 import chadsp
 import numpy as np
 
+from ..audio import resample
 from ..config import SAMPLE_RATE, check_top
 from ..util import map_threads
-from .base import Match, load_query_audio
-from .contour import F0Config, contour_from_f0, f0_contour
+from .base import Match, load_query_audio, not_confident, voicing_reason
+from .confidence import Calibration, load_calibration
+from .contour import F0Config, contour_from_f0, f0_contour, voiced_contour
 from .f0_index import F0_CATALOG, F0_FORMAT_VERSION, F0Index, F0IndexError
 
 log = logging.getLogger(__name__)
@@ -63,11 +65,15 @@ class F0DtwSearcher:
         fraction); None: unbanded (any tempo, but wrong songs then match too easily).
     threads : worker threads over songs (None: all cores); each DTW runs on one thread.
     device : torch device for CREPE.
+    calibration : a :class:`chadml.search.confidence.Calibration` of the matches' ``confidence``
+        (default: the F0 index's ``calibration.json`` for ``"f0-dtw"``, else the built-in one).
 
     ``score`` of a match is minus the DTW cost divided by sqrt(query frames): minus the root-mean-square
     semitone error along the path. ``time_s`` is where the matched segment starts in the song.
     A query with no melody (silence, noise, too few voiced frames) gives ``[]`` and the reason in
-    :attr:`last_reason` (logged); timings are in :attr:`last_timing`.
+    :attr:`last_reason` (logged); one with less than a second of voiced audio has no ``confident``
+    match (the reason in :attr:`last_reason`); timings are in :attr:`last_timing`. Whistled queries are
+    tracked some octaves down (:func:`chadml.search.contour.octave_shift`).
 
     Example
     -------
@@ -79,7 +85,7 @@ class F0DtwSearcher:
 
     def __init__(self, index, *, key_shifts: Sequence[float] = (0.0,), refine: int = 1,
                  band_fraction: float | None = 0.15,
-                 threads: int | None = None, device=None):
+                 threads: int | None = None, device=None, calibration: Calibration | None = None):
         self.index = _as_f0_index(index)
         shifts = tuple(float(s) for s in key_shifts)
         if not shifts or not all(math.isfinite(s) and abs(s) <= 12 for s in shifts):
@@ -96,6 +102,9 @@ class F0DtwSearcher:
         self.key_shifts, self.refine, self.threads, self.device = shifts, int(refine), threads, device
         self.band_fraction = band_fraction
         self.config = self.index.config
+        if calibration is not None and not isinstance(calibration, Calibration):
+            raise TypeError(f"calibration must be a Calibration, got {type(calibration).__name__}")
+        self.calibration = calibration or load_calibration(self.index.dir, "f0-dtw")
         self.last_reason: str | None = None
         self.last_timing: dict = {}
 
@@ -151,9 +160,19 @@ class F0DtwSearcher:
         y, y_sr = load_query_audio(audio, sr)
         if len(y) == 0:
             raise ValueError("the query audio is empty (0 samples)")
-        q, _ = f0_contour(y, y_sr, self.config, device=self.device)
+        dur = len(y) / y_sr
+        if y_sr != SAMPLE_RATE:
+            y = resample(y, y_sr, SAMPLE_RATE)
+        q, _, part = voiced_contour(y, SAMPLE_RATE, self.config, device=self.device)
         t1 = time.perf_counter()
-        return self._finish(q, top, t0, t1, len(y) / y_sr)
+        out = self._finish(q, top, t0, t1, dur)
+        if part is not None:
+            self.last_timing.update(voiced_s=part.voiced_s, query_start_s=part.start_s)
+        reason = voicing_reason(part)
+        if reason and out:
+            self.last_reason = reason
+            out = not_confident(out)
+        return out
 
     def query_contour(self, contour: np.ndarray, top: int = 10) -> list[Match]:
         """:meth:`query` from a precomputed contour."""
@@ -174,9 +193,10 @@ class F0DtwSearcher:
         ok = np.isfinite(scores)
         order = np.flatnonzero(ok)[np.argsort(-scores[ok], kind="stable")][:top]
         idx = self.index
+        conf = self.calibration.rank_confidences(scores[ok], len(order))
         out = []
         for r, i in enumerate(order):
             ts = idx.time_s[idx.offsets[i] + starts[i]] if idx.offsets[i + 1] > idx.offsets[i] else 0.0
-            out.append(Match(idx.song_ids[i], idx.titles[i], float(scores[i]), float(ts), r + 1))
+            out.append(Match(idx.song_ids[i], idx.titles[i], float(scores[i]), float(ts), r + 1, *conf[r]))
         self.last_timing = {**timing, "rerank_s": t2 - t1, "total_s": time.perf_counter() - t0}
         return out

@@ -22,7 +22,7 @@ import numpy as np
 from ..audio import load, resample
 from ..config import SAMPLE_RATE, check_top
 from ..features import FeatureConfig, extract_features
-from .base import Match, load_query_audio
+from .base import Match, load_query_audio, trim_query, voicing_option
 
 __all__ = ["RawFeatureSearcher"]
 
@@ -35,6 +35,8 @@ class RawFeatureSearcher:
     songs : iterable of (song_id, path or audio array at 16 kHz[, title])
     feature_config : chadml.features.FeatureConfig (default: the paper's CQT)
     threads : re-ranker threads (None: all cores)
+    voicing : how queries are trimmed to their voiced part (as :class:`chadml.search.Searcher`'s;
+        False: not at all). Matches have no ``confidence`` (this baseline is not calibrated).
 
     Example
     -------
@@ -42,9 +44,10 @@ class RawFeatureSearcher:
     >>> s.query(hum, sr=16000, top=1)[0].song_id                     # doctest: +SKIP
     """
 
-    def __init__(self, songs: Iterable[Sequence], feature_config=None, *, threads: int | None = None):
+    def __init__(self, songs: Iterable[Sequence], feature_config=None, *, threads: int | None = None, voicing=None):
         self.feature_config = feature_config or FeatureConfig()
         self.threads = threads
+        self.voicing = voicing_option(voicing)
         ids, titles, seqs = [], [], []
         for item in songs:
             sid, src = str(item[0]), item[1]
@@ -70,13 +73,15 @@ class RawFeatureSearcher:
         y, y_sr = load_query_audio(audio, sr)
         if y_sr != self.feature_config.sr:
             y = resample(y, y_sr, self.feature_config.sr)
+        dur = len(y) / self.feature_config.sr
+        y, _, info = trim_query(y, self.feature_config.sr, self.voicing) if len(y) else (y, None, {})
         q = np.ascontiguousarray(extract_features(y, self.feature_config).T)
         t1 = time.perf_counter()
         scores, lags = chadsp.rerank(q, (self.data, self.offsets), threads=self.threads)
         order = np.argsort(-scores, kind="stable")[:top]
         t2 = time.perf_counter()
-        self.last_timing = {"duration_s": len(y) / self.feature_config.sr, "features_s": t1 - t0,
-                            "rerank_s": t2 - t1, "total_s": t2 - t0}
+        self.last_timing = {"duration_s": dur, "features_s": t1 - t0, "rerank_s": t2 - t1, "total_s": t2 - t0,
+                            **info}
         fr = self.feature_config.frame_rate
         return [Match(self.song_ids[i], self.titles[i], float(scores[i]), float(lags[i]) / fr, r + 1)
                 for r, i in enumerate(order)]
