@@ -261,9 +261,17 @@ def live_rows(store: "Rows", songs: Sequence[SongInfo], chunk: int = 1 << 18,
             n += len(r)
             if n >= chunk:
                 yield _gathered(store, ids)
+                _read(store, ids)
                 ids, n = [], 0
     if n:
         yield _gathered(store, ids)
+        _read(store, ids)
+
+
+def _read(store: "Rows", ids: list[np.ndarray]) -> None:
+    """Give back the pages of rows read once (a large store read whole, by a writer building FAISS)."""
+    if store.nbytes > store.release_above:
+        store.release(np.array([r[0] for r in ids]), np.array([r[-1] - r[0] + 1 for r in ids]))
 
 
 def _gathered(store: "Rows", ids: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
