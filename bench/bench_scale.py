@@ -1,20 +1,23 @@
 """Search at catalogue scale: synthetic catalogues of 1k, 10k and 100k songs (no audio).
 
 A song is a sequence of 128-d unit-norm fingerprints at the index's rate (a 3 s window every 0.25 s) for
-2-6 minutes, with the statistics of an encoder's fingerprints (:class:`Catalogue`):
+2-6 minutes, with the statistics of an encoder's fingerprints (:class:`Catalogue`), calibrated on those
+of the release model (``chad-qbh``) on bench/qbh_eval.py's 300 held-out songs and its hummed queries
+(bench/README.md, scale block, has both side by side):
 
-- the content of each 0.25 s frame is a point of a 48-d latent space (an encoder's fingerprints have an
-  effective dimension well below 128), mapped to 128-d by a fixed projection with decaying gains, plus
-  a direction shared by every fingerprint (fingerprints are not centred) and one per song (its timbre);
-- a fingerprint is the mean of the content of the 12 frames of its 3 s window: consecutive ones overlap
-  by 11/12, the correlation falls to 0 over 3 s, as a window encoder's do;
-- songs share phrases: a third of each song's segments (of 2-6 s) are drawn from a common vocabulary of
-  phrases (Zipf-distributed), so that other songs hold near-copies of pieces of any query (the hard
-  negatives of a real catalogue).
+- the content of each 0.25 s frame is a point of a 48-d latent space, mapped to 128-d by a fixed
+  projection with gains falling as ``i^-0.75`` (an effective dimension of about 6, as the model's), plus a
+  direction shared by every fingerprint (fingerprints are not centred: two random ones have a cosine of
+  about 0.45) and a small one per song (its timbre);
+- a fingerprint is the mean content of 4 frames: the cosine of consecutive ones is 0.87, falling to the
+  song's plateau (about 0.5) within 1 s, as the model's;
+- songs share phrases: half of each song's segments (of 2-6 s) are drawn from a common vocabulary of
+  5,000 phrases (Zipf-distributed), so that other songs hold near-copies of pieces of any query (the
+  hard negatives of a catalogue of one genre).
 
 A query is 10 s of one song at a known offset, hummed: time-warped (tempo x0.85-1.15), its content
-perturbed (the hum is not the recording: noise of 0.8x the content's spread), the song's timbre replaced
-by the hummer's; 29 fingerprints. Everything is deterministic from the seed: a song is regenerated from
+perturbed (noise of 0.15x the content's spread: a query fingerprint's best cosine with its song is about
+0.96, the model's 0.98), the song's timbre replaced by the hummer's; 29 fingerprints. Everything is deterministic from the seed: a song is regenerated from
 its number alone, so the catalogue is generated (and written) one song at a time, never held in memory.
 
 For each size: build time (store + FAISS, data generation excluded), bytes on disk, and, measured in a
@@ -53,20 +56,27 @@ STEP_S, WINDOW_S, DIM = 0.25, 3.0, 128
 WIN = int(round(WINDOW_S / STEP_S))      # 12 frames per window
 LATENT = 48
 QUERY_S = 10.0
+# the statistics, calibrated on the fingerprints of the release model (bench/README.md, scale block)
+SMOOTH, GAIN_POWER, MEAN_NORM, TIMBRE, QUERY_NOISE, SHARED, VOCAB = 4, 0.75, 1.45, 0.3, 0.15, 0.5, 5000
+# the first generator (before that calibration): Catalogue(n, **V1)
+V1 = {"smooth": 12, "gain_power": 0.5, "mean_norm": 1.0, "timbre": 0.7, "query_noise": 0.8, "shared": 0.33,
+      "vocab": 20000}
 
 
 class Catalogue:
     """The synthetic songs and queries (see the module docstring); ``seed`` fixes everything."""
 
-    def __init__(self, n_songs: int, seed: int = 0, shared: float = 0.33, vocab: int = 20000,
-                 query_noise: float = 0.8, warp: float = 0.15):
+    def __init__(self, n_songs: int, seed: int = 0, shared: float = SHARED, vocab: int = VOCAB,
+                 query_noise: float = QUERY_NOISE, warp: float = 0.15, smooth: int = SMOOTH,
+                 gain_power: float = GAIN_POWER, mean_norm: float = MEAN_NORM, timbre: float = TIMBRE):
         self.n, self.seed, self.shared, self.query_noise, self.warp = n_songs, seed, shared, query_noise, warp
+        self.smooth, self.timbre = smooth, timbre
         rng = np.random.default_rng([seed, 0])
         q, _ = np.linalg.qr(rng.standard_normal((DIM, LATENT)))
-        gains = (np.arange(1, LATENT + 1) ** -0.5).astype(np.float32)
-        self.proj = (q.T * gains[:, None]).astype(np.float32) * np.float32(math.sqrt(WIN))  # (LATENT, DIM)
+        gains = (np.arange(1, LATENT + 1) ** -gain_power).astype(np.float32)
+        self.proj = (q.T * gains[:, None]).astype(np.float32) * np.float32(math.sqrt(smooth))  # (LATENT, DIM)
         mean = rng.standard_normal(DIM).astype(np.float32)
-        self.mean = mean / np.linalg.norm(mean) * np.float32(1.0)
+        self.mean = mean / np.linalg.norm(mean) * np.float32(mean_norm)
         self.vocab = rng.standard_normal((vocab, 24, LATENT), dtype=np.float32)
         zipf = 1.0 / np.arange(1, vocab + 1) ** 0.8
         self.vocab_p = np.cumsum(zipf / zipf.sum())
@@ -93,12 +103,13 @@ class Catalogue:
 
     def _timbre(self, rng) -> np.ndarray:
         v = rng.standard_normal(DIM).astype(np.float32)
-        return v / np.linalg.norm(v) * np.float32(0.7)
+        return v / np.linalg.norm(v) * np.float32(self.timbre)
 
     def _fingerprints(self, e: np.ndarray, timbre: np.ndarray) -> np.ndarray:
         c = np.cumsum(e, axis=0, dtype=np.float64)
         c = np.concatenate((np.zeros((1, LATENT)), c))
-        z = ((c[WIN:] - c[:-WIN]) / WIN).astype(np.float32)      # the 3 s window's mean content
+        w = self.smooth
+        z = ((c[w:] - c[:-w]) / w).astype(np.float32)[:len(e) - WIN + 1]   # the window's content
         f = z @ self.proj
         f += self.mean + timbre
         f /= np.linalg.norm(f, axis=1, keepdims=True)
