@@ -298,9 +298,11 @@ def test_searcher_rerank_dtw_f0(f0_index, corpus, tmp_path):
         assert "f0_s" in s.last_timing
     with pytest.raises(ValueError, match="query audio"):
         s.query_fingerprints(idx.fingerprints(songs[0][0])[:5])
-    # noise: no melody -> the encoder's max-Pearson ranking, with the reason
+    # noise: no melody (and no voiced audio) -> the encoder's ranking, none of it confident, with the reason
     noise = np.random.default_rng(6).standard_normal(SR * 4).astype(np.float32) * 0.2
-    assert len(s.query(noise, sr=SR, top=2)) == 2 and "max Pearson" in s.last_reason
+    found = s.query(noise, sr=SR, top=2)
+    assert len(found) == 2 and not any(m.confident for m in found)
+    assert "max Pearson" in s.last_reason or "no voiced audio" in s.last_reason
     with pytest.raises(FileNotFoundError, match="F0 index"):
         Searcher(tmp_path / "idx", fingerprinter=fp, rerank="dtw-f0", f0_index=tmp_path / "nope")
 
