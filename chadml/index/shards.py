@@ -18,8 +18,8 @@ build is made in steps that a rerun continues (:func:`build_sharded`, as
 Fingerprinting can run on Ray workers (:func:`fingerprint_items_ray`): each worker loads the model once
 and fingerprints the songs it is given; the songs come back in order to the one process that writes.
 
->>> shard_of("song-1", 3), shard_of("song-2", 3)
-(2, 0)
+>>> [shard_of(s, 3) for s in ("song-1", "song-2", "song-3")]
+[0, 0, 2]
 """
 from __future__ import annotations
 
