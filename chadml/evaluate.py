@@ -92,7 +92,10 @@ class Report:
 
     ``overall``: ``{"top1", "top3", "top5", "top10", "top100", "mrr", "queries"}``;
     ``per_query``: one dict per query with ``query``, ``song`` (the truth), ``rank`` (None: not in the
-    list), ``top1`` .. ``top100`` (0/1), ``mrr`` (1/rank, this query's MRR), ``best`` (the top-ranked song) and timing.
+    list), ``top1`` .. ``top100`` (0/1), ``mrr`` (1/rank, this query's MRR), ``best`` (the top-ranked song),
+    its ``score``, ``confidence`` and ``confident`` (:class:`chadml.search.Match`) and timing; :func:`evaluate`'s
+    ``meta`` also holds the shares of queries answered ``confident`` (and of those, ``confident_right``
+    and ``confident_wrong``: the best match right or wrong).
     """
     per_query: list[dict]
     overall: dict
@@ -291,6 +294,8 @@ def evaluate(searcher, queries: Sequence[tuple[str, object]], truth: Mapping[str
         t = getattr(searcher, "last_timing", {}) or {}
         row.update({"best": matches[0].song_id if matches else None,
                     "score": matches[0].score if matches else None,
+                    "confidence": matches[0].confidence if matches else None,
+                    "confident": bool(matches and matches[0].confident),
                     "time_s": next((m.time_s for m in matches if m.song_id == want), None),
                     **{k: t[k] for k in ("ann_s", "rerank_s", "total_s") if k in t}})
         ids.append(qid)
@@ -298,6 +303,11 @@ def evaluate(searcher, queries: Sequence[tuple[str, object]], truth: Mapping[str
         ranks.append(rank)
         extra.append(row)
     meta = {"top": top, "seconds": time.perf_counter() - t_start}
+    if extra:      # the shares of queries answered with a confident best match, right and wrong
+        conf = [bool(e.get("confident")) for e in extra]
+        meta["confident"] = float(np.mean(conf))
+        meta["confident_right"] = float(np.mean([c and r == 1 for c, r in zip(conf, ranks)]))
+        meta["confident_wrong"] = float(np.mean([c and r != 1 for c, r in zip(conf, ranks)]))
     for attr in ("rerank", "k"):
         if hasattr(searcher, attr):
             meta[attr] = getattr(searcher, attr)

@@ -220,8 +220,9 @@ def aperiodicity(y: np.ndarray, sr: int, config: VoicingConfig | None = None, *,
 
 def yin(y: np.ndarray, sr: int, config: VoicingConfig | None = None, *,
         frames: np.ndarray | None = None, threshold: float = 0.15) -> tuple[np.ndarray, np.ndarray]:
-    """``(aperiodicity, f0_hz)`` of each frame by YIN: the aperiodicity of each frame: the minimum over the periods of ``fmin``..``fmax`` of the
-    cumulative-mean-normalised difference function (0: perfectly periodic; noise: about 1).
+    """``(aperiodicity, f0_hz)`` of each frame by YIN. The aperiodicity: the minimum over the periods of
+    ``fmin``..``fmax`` of the cumulative-mean-normalised difference function (0: perfectly periodic;
+    noise: about 1).
 
     Frames are those of :func:`chadsp.rms_db` (``center=True``: frame ``k`` is centred on sample
     ``k * hop_length``); silent frames (no energy) get 1. ``frames``: compute only these (a bool mask

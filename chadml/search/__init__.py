@@ -22,8 +22,8 @@ Example
 from __future__ import annotations
 
 from .base import QUERY_VOICING, RERANKERS, TIMING_KEYS, Match, SearcherProtocol, load_query_audio
-from .confidence import (CALIBRATION_FILE, DEFAULT_CALIBRATIONS, Calibration, fit_calibration, load_calibration,
-                         save_calibration, score_features)
+from .confidence import (CALIBRATION_FILE, DEFAULT_CALIBRATIONS, Calibration, calibrate, fit_calibration,
+                         load_calibration, save_calibration, score_features)
 from .contour import F0Config, contour_from_f0, f0_contour
 from .encoder import FusedSearcher, Searcher
 from .f0 import F0DtwSearcher
@@ -33,5 +33,5 @@ from .raw import RawFeatureSearcher
 __all__ = ["Match", "Searcher", "FusedSearcher", "RERANKERS", "TIMING_KEYS", "SearcherProtocol",
            "load_query_audio", "F0DtwSearcher", "F0Index", "F0IndexError", "F0Config", "f0_contour",
            "contour_from_f0", "F0_FORMAT_VERSION", "F0_CATALOG", "RawFeatureSearcher", "QUERY_VOICING",
-           "Calibration", "DEFAULT_CALIBRATIONS", "CALIBRATION_FILE", "fit_calibration", "load_calibration",
-           "save_calibration", "score_features"]
+           "Calibration", "DEFAULT_CALIBRATIONS", "CALIBRATION_FILE", "fit_calibration", "calibrate",
+           "load_calibration", "save_calibration", "score_features"]

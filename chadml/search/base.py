@@ -46,8 +46,8 @@ class Match:
     ``confidence``: the calibrated probability that this is the song the query hums
     (:mod:`chadml.search.confidence`: from how far its score stands out from the others'; a lower rank
     gets at most 1 minus the best's); ``confident``: the best match's ``confidence`` reached the
-    calibration's threshold (never a lower rank's). A query answered with no confident match (noise, a beep, silence, a tune
-    not in the index) has ``confident`` False on every match. None: not computed.
+    calibration's threshold (never a lower rank's). A query answered with no confident match (noise, a
+    beep, silence, a tune not in the index) has ``confident`` False on every match. None: not computed.
     """
     song_id: str
     title: str

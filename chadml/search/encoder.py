@@ -42,7 +42,7 @@ from ..separation import get_separator
 from ..util import map_threads
 from .base import (RERANKERS, Match, load_query_audio, not_confident, trim_query, voicing_option,
                    voicing_reason)
-from .confidence import Calibration, load_calibration
+from .confidence import Calibration, load_calibration, score_features
 from .f0 import F0DtwSearcher
 
 log = logging.getLogger(__name__)
@@ -105,6 +105,7 @@ class Searcher:
             self._fingerprinter = self._load_fingerprinter(fingerprinter)
         self.last_timing: dict = {}
         self.last_reason: str | None = None     # why the last query was answered differently (dtw-f0)
+        self.last_features = None               # the last query's [z, margin] (chadml.search.confidence)
         self.separator = get_separator(separator)
         self.voicing = voicing_option(voicing)
         if calibration is not None and not isinstance(calibration, Calibration):
@@ -203,7 +204,7 @@ class Searcher:
             self._query_contour = None
         reason = voicing_reason(part)
         if reason:
-            self.last_reason = reason
+            self.last_reason = "; ".join(r for r in (reason, self.last_reason) if r)
             out = not_confident(out)
         self.last_timing = {**timing, **self.last_timing, "total_s": time.perf_counter() - t0}
         return out
@@ -263,6 +264,7 @@ class Searcher:
         timing["n_candidates"] = int(len(cand))
         if len(cand) == 0:
             self.last_timing = {**timing, "rerank_s": 0.0}
+            self.last_features = None
             return []
         scores, times, rows = self._rerank(q, cand)
         timing["rerank_s"] = time.perf_counter() - t1
@@ -270,6 +272,7 @@ class Searcher:
         order = np.argsort(-scores, kind="stable")[:top]
         songs = idx.songs()
         conf = self.calibration.rank_confidences(scores, len(order))
+        self.last_features = score_features(scores)
         out = []
         for r, i in enumerate(order):
             s = songs[cand[i]]

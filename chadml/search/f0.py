@@ -32,7 +32,7 @@ from ..audio import resample
 from ..config import SAMPLE_RATE, check_top
 from ..util import map_threads
 from .base import Match, load_query_audio, not_confident, voicing_reason
-from .confidence import Calibration, load_calibration
+from .confidence import Calibration, load_calibration, score_features
 from .contour import F0Config, contour_from_f0, f0_contour, voiced_contour
 from .f0_index import F0_CATALOG, F0_FORMAT_VERSION, F0Index, F0IndexError
 
@@ -106,6 +106,7 @@ class F0DtwSearcher:
             raise TypeError(f"calibration must be a Calibration, got {type(calibration).__name__}")
         self.calibration = calibration or load_calibration(self.index.dir, "f0-dtw")
         self.last_reason: str | None = None
+        self.last_features = None
         self.last_timing: dict = {}
 
     def __len__(self) -> int:
@@ -186,6 +187,7 @@ class F0DtwSearcher:
             self.last_reason = (f"no melody in the query: fewer than {self.config.min_frames} voiced contour frames "
                                 f"(periodicity >= {self.config.voicing_threshold}; silence or noise?)")
             log.warning("f0-dtw: %s", self.last_reason)
+            self.last_features = None
             self.last_timing = {**timing, "rerank_s": 0.0, "total_s": time.perf_counter() - t0}
             return []
         scores, starts = self.score(q)
@@ -194,6 +196,7 @@ class F0DtwSearcher:
         order = np.flatnonzero(ok)[np.argsort(-scores[ok], kind="stable")][:top]
         idx = self.index
         conf = self.calibration.rank_confidences(scores[ok], len(order))
+        self.last_features = score_features(scores[ok])
         out = []
         for r, i in enumerate(order):
             ts = idx.time_s[idx.offsets[i] + starts[i]] if idx.offsets[i + 1] > idx.offsets[i] else 0.0
