@@ -48,7 +48,7 @@ import numpy as np
 from ..config import SILENCE_PEAK, from_dict
 
 __all__ = ["VoicingConfig", "VoicedPart", "aperiodicity", "yin", "voiced_frames", "voiced_pitch", "find_voiced",
-           "trim_to_voiced"]
+           "trim_to_voiced", "true_runs"]
 
 
 @dataclass(frozen=True)
@@ -301,8 +301,12 @@ def yin(y: np.ndarray, sr: int, config: VoicingConfig | None = None, *,
     return out, f0
 
 
-def _runs(mask: np.ndarray) -> np.ndarray:
-    """``(k, 2)`` [start, end) of the runs of True in a 1-D bool array."""
+def true_runs(mask: np.ndarray) -> np.ndarray:
+    """``(k, 2)`` [start, end) of the runs of True in a 1-D bool array.
+
+    >>> true_runs(np.array([0, 1, 1, 0, 1], bool)).tolist()
+    [[1, 3], [4, 5]]
+    """
     m = np.concatenate([[False], np.asarray(mask, bool), [False]])
     return np.flatnonzero(np.diff(m.astype(np.int8))).reshape(-1, 2)
 
@@ -319,7 +323,7 @@ def voiced_frames(y: np.ndarray, sr: int, config: VoicingConfig | None = None) -
     loud = ~chadsp.silence_mask(level, cfg.top_db)
     voiced = loud & (aperiodicity(x, sr, cfg, frames=loud)[: len(level)] <= cfg.aperiodicity)
     min_run = max(1, int(round(cfg.min_run_s * sr / cfg.hop_length)))
-    for a, b in _runs(voiced):
+    for a, b in true_runs(voiced):
         if b - a < min_run:
             voiced[a:b] = False
     return voiced
@@ -371,7 +375,7 @@ def find_voiced(y: np.ndarray, sr: int, config: VoicingConfig | None = None, *,
         segs = []
         cur = a
         inner = ~v[on[0]:on[-1] + 1]
-        for s, e in _runs(inner):
+        for s, e in true_runs(inner):
             s0, e0 = (int(on[0]) + s) * hop, (int(on[0]) + e) * hop     # the unvoiced stretch, in samples
             if e0 - s0 > g:
                 segs.append([cur, s0 + g // 2])

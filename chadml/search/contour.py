@@ -18,7 +18,7 @@ import numpy as np
 from ..audio import resample
 from ..config import SAMPLE_RATE, SILENCE_PEAK, from_dict
 from ..features.crepe import predict_f0
-from ..features.voicing import VoicingConfig, find_voiced, voiced_pitch
+from ..features.voicing import VoicingConfig, find_voiced, true_runs, voiced_pitch
 from .base import load_query_audio
 
 __all__ = ["F0Config", "contour_from_f0", "f0_contour", "CONTOUR_VOICING", "octave_shift", "voiced_contour"]
@@ -143,13 +143,6 @@ class F0Config:
         return from_dict(cls, d, "F0Config")
 
 
-def _runs(mask: np.ndarray) -> np.ndarray:
-    """``(k, 2)`` [start, end) of the runs of True in a 1-D bool array."""
-    m = np.concatenate([[False], np.asarray(mask, bool), [False]])
-    d = np.flatnonzero(np.diff(m.astype(np.int8)))
-    return d.reshape(-1, 2)
-
-
 def _median_filter(x: np.ndarray, size: int) -> np.ndarray:
     from scipy.ndimage import median_filter
     if size <= 1 or len(x) <= 1:
@@ -195,7 +188,7 @@ def contour_from_f0(f0_hz: np.ndarray, periodicity: np.ndarray, config: F0Config
             raise ValueError(f"level_db must have the shape of f0_hz {f0.shape}, got {lv.shape}")
         voiced &= lv >= -cfg.silence_db
     min_run = int(round(cfg.min_voiced_s * cfg.f0_rate))
-    for s, e in _runs(voiced):
+    for s, e in true_runs(voiced):
         if e - s < min_run:
             voiced[s:e] = False
     idx = np.flatnonzero(voiced)
@@ -217,7 +210,7 @@ def contour_from_f0(f0_hz: np.ndarray, periodicity: np.ndarray, config: F0Config
     ref = _median_filter(st, cfg._odd(cfg.outlier_window_s))
     far = np.abs(st - ref) > cfg.outlier_st
     max_run = max(1, int(round(cfg.outlier_max_s * cfg.f0_rate)))
-    for s, e in _runs(far):
+    for s, e in true_runs(far):
         if e - s <= max_run:
             st[s:e] = ref[s:e]
     if cfg.smooth_s > 0:
