@@ -288,6 +288,18 @@ def test_cli_query_says_no_confident_match(tmp_path, capsys, tunes_index):
     assert d["confident"] is False and "only 0.5" in d["reason"] and d["matches"][0]["confident"] is False
 
 
+def test_contours_of_padded_recordings_keep_their_times():
+    from chadml.search import F0Config, f0_contour
+    cfg = F0Config(crepe_model="tiny", hop_length=320)
+    y = melody(np.random.default_rng(15), 4.0)
+    c0, t0 = f0_contour(y, SR, cfg)
+    c1, t1 = f0_contour(np.r_[silence(3), y, noise(2)], SR, cfg)
+    assert len(c0) > 20 and abs(len(c1) - len(c0)) <= 2
+    assert t1[0] == pytest.approx(t0[0] + 3.0, abs=0.05)
+    n = min(len(c0), len(c1)) - 2
+    assert np.median(np.abs(c1[1:n] - c0[1:n])) < 0.5
+
+
 # ------------------------------------------------------------------------------ whistles
 
 def _tune(rng, seconds=14.0, note_s=0.45):
