@@ -301,9 +301,9 @@ def shard_compare(path: str, n_shards: int, queries: np.ndarray, k: int, address
 # ---- one size -----------------------------------------------------------------------------------------
 
 def bench_size(n_songs: int, *, workdir: str, dtype: str, n_queries: int, n_exhaustive: int, k: int,
-               threads: int, keep: bool, seed: int = 0, shards: int = 0) -> dict:
+               threads: int, keep: bool, seed: int = 0, shards: int = 0, v1: bool = False) -> dict:
     from chadml.index import SongIndex
-    cat = Catalogue(n_songs, seed=seed)
+    cat = Catalogue(n_songs, seed=seed, **(V1 if v1 else {}))
     path = os.path.join(workdir, f"scale-{n_songs}-{dtype}")
     stamp = os.path.join(workdir, f"scale-{n_songs}-{dtype}.build.json")
     if keep and os.path.exists(stamp) and os.path.exists(path):
@@ -367,7 +367,7 @@ def table(rows: list[dict]) -> str:
             f" stride {f['stride']}" if f.get("stride", 1) > 1 else "") + (" on disk" if f.get("ondisk") else "")
         ag = "-" if r["agree"] is None else f"{r['agree']:.3f} ({r['exhaustive_queries']} q)"
         out.append(f"| {r['songs']:,} | {r['dtype']} | {r['fingerprints']:,} | {fa} | {r['build_s']:.0f} s | "
-                   f"{_mb(r['disk_bytes'])} | {_mb(r['rss'])} ({_mb(r['peak_rss'])}) | {r['p50_s'] * 1e3:.0f} ms | "
+                   f"{_mb(r['disk_bytes'])} | {_mb(r['rss'])} ({_mb(r['peak_rss']) if r['peak_rss'] else 'n/a'}) | {r['p50_s'] * 1e3:.0f} ms | "
                    f"{r['p95_s'] * 1e3:.0f} ms | {r['ann_p50_s'] * 1e3:.0f} / {r['rerank_p50_s'] * 1e3:.0f} ms | "
                    f"{r['k']} | {r['recall']:.3f} | {ag} | {r['top1_correct']:.3f} |")
     ray_rows = [r for r in rows if r.get("shards")]
@@ -411,6 +411,7 @@ def main(argv=None) -> int:
     ap.add_argument("--table-from", nargs="*", default=None, metavar="JSON",
                     help="no run: the table (and --markdown) from the result rows that earlier runs wrote to "
                          "--workdir (row-SONGS-DTYPE.json)")
+    ap.add_argument("--v1", action="store_true", help="the first generator (V1: noisier queries) instead")
     ap.add_argument("--serve", nargs=3, metavar=("INDEX", "QUERIES", "OUT"), help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     if args.serve:
@@ -429,7 +430,7 @@ def main(argv=None) -> int:
     for n in args.songs:
         r = bench_size(n, workdir=workdir, dtype=store_dtype(args.store), n_queries=args.queries,
                        n_exhaustive=args.exhaustive, k=args.k, threads=args.threads, keep=args.keep,
-                       shards=args.shards)
+                       shards=args.shards, v1=args.v1)
         rows.append(r)
         print(json.dumps(r), flush=True)
         with open(os.path.join(workdir, f"row-{n}-{r['dtype']}.json"), "w") as f:
