@@ -60,7 +60,8 @@ def song_slug(s: str) -> str:
     return re.sub(r"[^A-Za-z0-9]+", "-", s).strip("-")
 
 
-def _rng(seed: int, *keys) -> np.random.Generator:
+def derived_rng(seed: int, *keys) -> np.random.Generator:
+    """The corpus's random stream for ``keys`` (a deterministic function of the seed and the keys)."""
     words = [int(seed) & 0xFFFFFFFF] + [zlib.crc32(str(k).encode()) for k in keys]
     return np.random.default_rng(np.random.SeedSequence(words))
 
@@ -76,13 +77,13 @@ def phrase_starts(notes: Notes) -> np.ndarray:
 def plan_song(tune: Tune, song_id: str, seed: int, song_seconds: tuple[float, float]):
     """The song and its original performance as :func:`build_corpus` plans them (deterministic from the
     seed): ``(song, seconds per beat, singer, key shift, original plan)``."""
-    rng = _rng(seed, song_id, "plan")
+    rng = derived_rng(seed, song_id, "plan")
     spb = 60.0 / (tune.bpm * rng.uniform(0.9, 1.1))
     pass_s = tune.length_beats * spb
     target = rng.uniform(*song_seconds)
     n_passes = int(np.clip(round(target / pass_s), 1, 12))
     song = make_song(tune, song_id, n_passes, max_beats=song_seconds[1] / spb)
-    singer = Singer.random(_rng(seed, song_id, "singer", 0))
+    singer = Singer.random(derived_rng(seed, song_id, "singer", 0))
     key0 = round(singer.centre - pitch_centre(song))
     return song, spb, singer, key0, plan_original(song, spb, key0, rng)
 
@@ -91,12 +92,7 @@ def original_notes(tune: Tune, song_id: str, seed: int, song_seconds: tuple[floa
     """The note events of a song's original recording as :func:`build_corpus` renders them (same plan, same
     seeds), and its length in seconds: ``(Notes, total)``. For other renderings of the same performance."""
     song, _spb, _singer, _key0, orig = plan_song(tune, song_id, seed, tuple(song_seconds))
-    return sing(song, orig, _rng(seed, f"{song_id}-o", "perform")), orig.total
-
-
-def derived_rng(seed: int, *keys) -> np.random.Generator:
-    """The corpus's random stream for ``keys`` (a deterministic function of the seed and the keys)."""
-    return _rng(seed, *keys)
+    return sing(song, orig, derived_rng(seed, f"{song_id}-o", "perform")), orig.total
 
 
 @dataclass
@@ -126,10 +122,10 @@ def _plan_and_render(job: _SongJob) -> tuple[list[SongRow], list[FragmentRow], f
     song, spb, singer, key0, orig = plan_song(tune, job.song_id, job.seed, job.song_seconds)
     perfs = [("original", f"{job.song_id}-o", orig, singer, {"key_shift": key0, "tempo_ratio": 1.0})]
     for j in range(job.n_covers):
-        crng = _rng(job.seed, job.song_id, "cover", j)
+        crng = derived_rng(job.seed, job.song_id, "cover", j)
         shift = key0 + int(crng.choice([-5, -4, -3, -2, -1, 1, 2, 3, 4, 5]))
         cplan, info = plan_cover(song, spb, shift, crng)
-        csinger = Singer.random(_rng(job.seed, job.song_id, "singer", j + 1))
+        csinger = Singer.random(derived_rng(job.seed, job.song_id, "singer", j + 1))
         perfs.append(("cover", f"{job.song_id}-c{j}", cplan, csinger, info))
     song_dir = os.path.join(job.out_dir, "audio", job.song_id)
     rendered = 0.0
@@ -137,15 +133,15 @@ def _plan_and_render(job: _SongJob) -> tuple[list[SongRow], list[FragmentRow], f
     song_rows = []
     orig_notes = None
     for kind, vid, perf, sgr, info in perfs:
-        prng = _rng(job.seed, vid, "perform")
+        prng = derived_rng(job.seed, vid, "perform")
         notes = sing(song, perf, prng)
         if kind == "original":
             orig_notes = notes
         path = os.path.join(song_dir, vid + job.ext)
         if not os.path.exists(path):
             t0 = time.perf_counter()
-            y = _finish(render(notes, sgr, perf.total, _rng(job.seed, vid, "voice"), sr=job.sr),
-                        _rng(job.seed, vid, "floor"))
+            y = _finish(render(notes, sgr, perf.total, derived_rng(job.seed, vid, "voice"), sr=job.sr),
+                        derived_rng(job.seed, vid, "floor"))
             audio.save(path, y, job.sr)
             t_render += time.perf_counter() - t0
             rendered += perf.total
@@ -158,7 +154,7 @@ def _plan_and_render(job: _SongJob) -> tuple[list[SongRow], list[FragmentRow], f
         song_rows.append(SongRow(job.song_id, vid, kind, path, round(perf.total, 6), job.split, al, extra=extra))
     # hummings: fragments of the original starting at phrase starts
     frag_rows = []
-    hrng = _rng(job.seed, job.song_id, "hummings")
+    hrng = derived_rng(job.seed, job.song_id, "hummings")
     starts = phrase_starts(orig_notes)
     last_sound = float(np.max(orig_notes.sound_end[~np.isnan(orig_notes.pitch)]))
     hrng.shuffle(starts)
@@ -184,9 +180,9 @@ def _plan_and_render(job: _SongJob) -> tuple[list[SongRow], list[FragmentRow], f
         for h in range(job.hummers):
             hid = f"{gid}-{fid}-h{h}"
             hpath = os.path.join(job.out_dir, "hummings", job.song_id, hid + job.ext)
-            hr = _rng(job.seed, hid, "hum")
+            hr = derived_rng(job.seed, hid, "hum")
             shift = float(hr.uniform(-5, 5))
-            srng = _rng(job.seed, hid, "style")
+            srng = derived_rng(job.seed, hid, "style")
             style = str(job.hum_styles[int(srng.integers(len(job.hum_styles)))]) if len(job.hum_styles) > 1 \
                 else job.hum_styles[0]
             channel = bool(job.channel_p > 0 and srng.random() < job.channel_p)
@@ -280,7 +276,7 @@ def build_corpus(out_dir: str | os.PathLike, *, n_songs: int = 100, n_covers: in
     if len(tunes) < n_songs:
         log.warning("only %d usable tunes in %s (asked %d songs)", len(tunes), collections, n_songs)
     ids = [song_slug(t.id) for t in tunes]
-    perm = _rng(seed, "split").permutation(len(tunes))
+    perm = derived_rng(seed, "split").permutation(len(tunes))
     n_test = int(round(test_fraction * len(tunes)))
     if test_fraction > 0 and n_test == 0 and len(tunes) >= 2:
         n_test = 1
