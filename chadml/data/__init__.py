@@ -17,17 +17,8 @@ as ``True``/``False``; ``path`` relative to the file's folder when it lies under
 back to an absolute path). Columns not known to chad are kept in ``extra`` (strings) and written back.
 
 The modules: :mod:`~chadml.data.rows` (the rows and their cells), :mod:`~chadml.data.tables` (the
-tables and their files) and :mod:`~chadml.data.timemap` (alignments); this package re-exports them.
-
-Example
--------
->>> import tempfile, os
->>> m = Manifest([FragmentRow("g1", "0", "g1-o", "original", start=3.0, end=11.0),
-...               FragmentRow("g1", "0", "g1-h", "humming", start=0.0, end=8.0)])
->>> p = os.path.join(tempfile.mkdtemp(), "dataset.csv")
->>> m.write(p)
->>> list(Manifest.read(p).groups())
-['g1/0']
+tables and their files, with an example of writing and reading a manifest) and
+:mod:`~chadml.data.timemap` (alignments); this package re-exports them.
 """
 from __future__ import annotations
 
