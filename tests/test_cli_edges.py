@@ -445,3 +445,43 @@ def test_a_bad_song_in_an_add_says_nothing_was_added(setup, capsys, tmp_path):
     assert main(["-q", "index", "add", "--index", str(ix), "--songs", str(more)]) == 1
     _one_line(capsys, "new2.wav", "nothing was added", "--skip-bad")
     assert len(SongIndex.open(ix)) == 6
+
+
+# ---- chad calibrate: an index's own confidence calibration ---------------------------------------------
+
+def test_calibrate_fits_and_stores_the_index_calibration(setup, capsys, tmp_path):
+    import shutil
+    import sys
+    sys.path.insert(0, TESTS)
+    from _searchkit import melody
+    from chadml import audio
+    from chadml.cli.main import main
+    from chadml.search import CALIBRATION_FILE, Searcher
+    index = tmp_path / "ix"
+    shutil.copytree(setup["whole"], index)
+    queries, negatives = tmp_path / "q", tmp_path / "neg"
+    queries.mkdir(), negatives.mkdir()
+    rows = ["query,song"]
+    for i in range(6):                           # 4-second excerpts of the indexed songs, at two offsets
+        y = audio.load(os.path.join(setup["songs"], f"s{i}.flac"))
+        for j, start in enumerate((0.5, 1.5)):
+            audio.save(str(queries / f"q{i}{j}.flac"), y[int(start * 16000): int((start + 4) * 16000)])
+            rows.append(f"q{i}{j},s{i}")
+    (tmp_path / "truth.csv").write_text("\n".join(rows) + "\n")
+    rng = np.random.default_rng(99)
+    for i in range(8):                           # melodies the index does not hold
+        audio.save(str(negatives / f"n{i}.flac"), melody(rng, 4.0))
+    argv = ["calibrate", "--index", str(index), "--queries", str(queries), "--truth", str(tmp_path / "truth.csv"),
+            "--negatives", str(negatives)]
+    assert main(["-q", *argv, "--dry-run"]) == 0
+    assert "pearson:" in capsys.readouterr().out and not (index / CALIBRATION_FILE).exists()
+    assert main(["-q", *argv]) == 0
+    out = capsys.readouterr().out
+    assert "right answers" in out and "written" in out
+    cal = Searcher(str(index)).calibration
+    assert cal.rerank == "pearson" and str(queries) in cal.fitted_on and cal.stats["positives"] >= 2
+    # bad input: one line naming the flag
+    assert main(["-q", *argv[:-1], str(tmp_path / "nope")]) == 2
+    _one_line(capsys, "--negatives")
+    assert main(["-q", *argv, "--threshold", "1.5"]) == 2
+    _one_line(capsys, "--threshold")

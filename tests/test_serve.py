@@ -198,13 +198,18 @@ def test_song_audio_with_range_requests(setup, client, tmp_path):
         svc.close()
 
 
-def test_alignment_of_a_match(setup, client):
-    res = post(client, audio_bytes(excerpt(setup)), top=2).json()
+@pytest.mark.parametrize("pad_s", [0.0, 3.0])
+def test_alignment_of_a_match(setup, client, pad_s):
+    """The query's contour lies on the song's over the matched segment, also when silence precedes the hum
+    (the match's time is where the voiced part starts: the query's contour is shifted by query_start_s)."""
+    y = np.r_[np.zeros(int(pad_s * 16000), np.float32), excerpt(setup)]
+    res = post(client, audio_bytes(y), top=2).json()
     m = res["matches"][0]
     r = client.get(f"/api/queries/{res['query_id']}/alignment", params={"song_id": m["song_id"], "time_s": m["time_s"]})
     assert r.status_code == 200, r.text
     a = r.json()
-    assert a["song_id"] == "tune2" and a["duration_s"] == pytest.approx(7.0) and a["time_s"] == m["time_s"]
+    assert a["song_id"] == "tune2" and a["duration_s"] == pytest.approx(7.0 + pad_s) and a["time_s"] == m["time_s"]
+    assert a["query_start_s"] == pytest.approx(pad_s, abs=0.4)
     q, s = a["query"], a["song"]
     assert len(q["t"]) == len(q["st"]) > 30 and len(s["t"]) == len(s["st"]) > 30
     # the query is an excerpt of the song: the two contours agree where both are voiced

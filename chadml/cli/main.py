@@ -30,6 +30,7 @@ COMMANDS = [
     "chadml.cli.index",
     "chadml.cli.query",
     "chadml.cli.evaluate",
+    "chadml.cli.calibrate",
     "chadml.cli.f0_index",
     "chadml.cli.compare",
     "chadml.cli.demo",

@@ -29,6 +29,7 @@ from torch import nn
 
 from ..errors import UsageError
 from ..features import extract_features, make_windows
+from .front import FRONTS, TimbreFront
 from .threads import cap_threads
 
 __all__ = ["fold_conv_bn_", "BasicBlock", "ResNet18Encoder", "fingerprint", "Fingerprinter", "model_device", "PRECISIONS",
@@ -103,6 +104,10 @@ class ResNet18Encoder(nn.Module):
         Fingerprint dimension (128 in the paper).
     in_channels : int
         Input channels (1 for a CQT or CREPE feature window).
+    front : {"none", "whiten", "salience"}
+        A fixed front end before the first convolution that takes the voice's timbre out of a CQT
+        window (:class:`chadml.models.front.TimbreFront`; the release model's ``"salience"``); needs
+        ``in_channels == 1``. ``"none"``: the paper's network.
 
     Input is ``(B, in_channels, F, Wf)``, or ``(B, F, Wf)`` when ``in_channels == 1``; output ``(B, dim)``
     with unit L2 norm (a row of zeros in, a finite unit vector out).
@@ -116,16 +121,22 @@ class ResNet18Encoder(nn.Module):
     ((2, 128), True)
     """
 
-    def __init__(self, width: int = 64, dim: int = 128, in_channels: int = 1) -> None:
+    def __init__(self, width: int = 64, dim: int = 128, in_channels: int = 1, front: str = "none") -> None:
         super().__init__()
+        if front not in FRONTS:
+            raise ValueError(f"front must be one of {FRONTS}, got {front!r}")
         for name, v in (("width", width), ("dim", dim), ("in_channels", in_channels)):
             if isinstance(v, bool) or not isinstance(v, (int, np.integer)):
                 raise TypeError(f"{name} must be an int, got {type(v).__name__} {v!r}")
             if v < 1:
                 raise ValueError(f"{name} must be >= 1, got {v}")
         self.width, self.dim, self.in_channels = int(width), int(dim), int(in_channels)
+        if front != "none" and self.in_channels != 1:
+            raise ValueError(f"front={front!r} needs in_channels=1, got {self.in_channels}")
+        self.front = TimbreFront(front) if front != "none" else None
         w = self.width
-        self.conv1 = nn.Conv2d(self.in_channels, w, 7, stride=2, padding=3, bias=False)
+        stem_in = self.front.out_channels if self.front is not None else self.in_channels
+        self.conv1 = nn.Conv2d(stem_in, w, 7, stride=2, padding=3, bias=False)
         self.bn1 = nn.BatchNorm2d(w)
         self.maxpool = nn.MaxPool2d(3, stride=2, padding=1)
         self.layer1 = self._stage(w, w, 1)
@@ -154,6 +165,8 @@ class ResNet18Encoder(nn.Module):
             raise ValueError(f"x must have shape {want}, got {tuple(x.shape)}")
         if x.shape[0] == 0 or x.shape[2] == 0 or x.shape[3] == 0:
             raise ValueError(f"x must be non-empty in batch, frequency and time, got {tuple(x.shape)}")
+        if self.front is not None:
+            x = self.front(x)
         x = self.maxpool(F.relu(self.bn1(self.conv1(x)), inplace=True))
         x = self.layer4(self.layer3(self.layer2(self.layer1(x))))
         x = torch.flatten(F.adaptive_avg_pool2d(x, 1), 1)
@@ -187,7 +200,10 @@ class ResNet18Encoder(nn.Module):
 
     def config(self) -> dict[str, Any]:
         """The constructor arguments, JSON-serialisable, for checkpoints (see :meth:`from_config`)."""
-        return {"arch": "resnet18", "width": self.width, "dim": self.dim, "in_channels": self.in_channels}
+        cfg = {"arch": "resnet18", "width": self.width, "dim": self.dim, "in_channels": self.in_channels}
+        if self.front is not None:      # absent for the paper's network: older model ids stay the same
+            cfg["front"] = self.front.kind
+        return cfg
 
     @classmethod
     def from_config(cls, config: dict[str, Any]) -> "ResNet18Encoder":
@@ -198,9 +214,9 @@ class ResNet18Encoder(nn.Module):
         arch = cfg.pop("arch", "resnet18")
         if arch != "resnet18":
             raise ValueError(f"config['arch'] must be 'resnet18', got {arch!r}")
-        unknown = set(cfg) - {"width", "dim", "in_channels"}
+        unknown = set(cfg) - {"width", "dim", "in_channels", "front"}
         if unknown:
-            raise ValueError(f"config has unknown keys {sorted(unknown)}; expected width, dim, in_channels")
+            raise ValueError(f"config has unknown keys {sorted(unknown)}; expected width, dim, in_channels, front")
         return cls(**cfg)
 
 

@@ -46,6 +46,7 @@ import numpy as np
 
 from ..config import from_dict
 from ..util import atomic_write_text
+from ..util import progress as _progress
 
 __all__ = ["Calibration", "DEFAULT_CALIBRATIONS", "CALIBRATION_FILE", "MIN_SONGS", "score_features",
            "expected_max", "fit_calibration", "calibrate", "load_calibration", "save_calibration"]
@@ -244,13 +245,14 @@ def fit_calibration(positives, negatives, rerank: str, *, threshold: float | Non
 
 
 def calibrate(searcher, positives, negatives, *, rerank: str | None = None, fitted_on: str = "",
-              threshold: float | None = None) -> Calibration:
+              threshold: float | None = None, progress: bool = False) -> Calibration:
     """Fit a :class:`Calibration` for ``searcher`` (a :class:`chadml.search.Searcher` or
     :class:`chadml.search.F0DtwSearcher`; it keeps each query's features in ``last_features``) on its own
     index: ``positives``, ``(audio, song_id)`` of hums of songs in the index; ``negatives``, audio with no
     right answer in it (hums of other tunes, noise...). A positive whose best match is wrong counts as a
     negative; queries refused for too little voice (``last_reason``) are left out (they are never
-    confident). Store it with :func:`save_calibration` in the index's directory.
+    confident). Store it with :func:`save_calibration` in the index's directory. ``progress``: a progress
+    bar over the queries.
 
     Example
     -------
@@ -259,7 +261,8 @@ def calibrate(searcher, positives, negatives, *, rerank: str | None = None, fitt
     >>> save_calibration("songs.idx", cal)                                          # doctest: +SKIP
     """
     pos, neg = [], []
-    for item, is_pos in [(p, True) for p in positives] + [(n, False) for n in negatives]:
+    items = [(p, True) for p in positives] + [(n, False) for n in negatives]
+    for item, is_pos in _progress(items, desc="calibrating", unit="query", disable=not progress):
         audio, want = item if is_pos else (item, None)
         ms = searcher.query(audio, top=1)
         f = getattr(searcher, "last_features", None)

@@ -259,7 +259,9 @@ class SearchService:
             raise ServiceError(422, "the recording is silent: check the microphone and hum louder or closer")
         qid = uuid.uuid4().hex
         with self._recent_lock:
-            self._recent[qid] = {"audio": y, "index": c.name, "contour": None}
+            # the matched time is where the searched (voice-trimmed) part of the recording starts in the song
+            self._recent[qid] = {"audio": y, "index": c.name, "contour": None,
+                                 "start_s": float(timing.get("query_start_s") or 0.0)}
             while len(self._recent) > cfg.recent_queries:
                 self._recent.popitem(last=False)
         timing["decode_s"] = t_decode
@@ -296,16 +298,18 @@ class SearchService:
             raise ServiceError(400, f"time_s must be a number of seconds >= 0, got {time_s!r}")
         info = self.song(song_id, index=c.name)
         if q["contour"] is None:
-            q["contour"] = pitch_contour(q["audio"])
+            t, st = pitch_contour(q["audio"])
+            q["contour"] = (t - q.get("start_s", 0.0), st)      # on the song's time axis from time_s
         duration = len(q["audio"]) / SAMPLE_RATE
+        start = q.get("start_s", 0.0)
         song = None
         path = self._song_path(c, song_id, must_exist=False)
         if path is not None:
-            t, st, _ = song_contour(path, time_s, duration)
+            t, st, _ = song_contour(path, time_s, duration - start)
             song = (t, st)
         out = align_contours(q["contour"], song)
         out.update(song_id=song_id, title=info["title"], time_s=float(time_s), duration_s=duration,
-                   song_duration_s=info["duration_s"])
+                   query_start_s=start, song_duration_s=info["duration_s"])
         return out
 
     # ---- the catalog ---------------------------------------------------------------------------

@@ -40,6 +40,7 @@ from ..features import SHORT, FeatureConfig, WindowConfig, resolve_device
 from ..models.checkpoint import (FORMAT_VERSION, build_model, checkpoint_id, load_checkpoint, load_fingerprinter,
                                  model_id, save_checkpoint)
 from ..models.encoder import ResNet18Encoder
+from ..models.front import FRONTS
 from ..util import atomic_path, progress
 from .augment import Augment
 from .retrieval import fragment_retrieval
@@ -69,6 +70,7 @@ class TrainConfig:
     ``semitones``, ``p_pitch``: the range of the pitch-shift augmentation and its probability per example
     (the paper: +-4 semitones, 0.5; the release model: a whole octave, 0.8). ``p_timbre``: the probability
     of :class:`chadml.training.augment.Timbre` (another voice's spectral envelope; 0 = off, the paper).
+    ``front``: the encoder's fixed timbre front end (:mod:`chadml.models.front`; ``"none"``, the paper).
     ``lr_schedule``: ``"constant"`` (the paper) or ``"cosine"``: epoch ``e`` (from 0) of ``epochs`` runs at
     ``lr * (0.05 + 0.95 * (1 + cos(pi * e / epochs)) / 2)``, from ``lr`` down to 5 % of it (set per epoch,
     so a resumed run follows the same schedule).
@@ -91,8 +93,11 @@ class TrainConfig:
     semitones: tuple = (-4.0, 4.0)
     p_pitch: float = 0.5
     p_timbre: float = 0.0
+    front: str = "none"
 
     def __post_init__(self) -> None:
+        if self.front not in FRONTS:
+            raise ValueError(f"TrainConfig.front must be one of {FRONTS}, got {self.front!r}")
         object.__setattr__(self, "semitones", tuple(float(x) for x in self.semitones))
         if len(self.semitones) != 2 or not self.semitones[0] <= self.semitones[1]:
             raise ValueError(f"TrainConfig.semitones must be (low, high) with low <= high, got {self.semitones!r}")
@@ -184,7 +189,7 @@ def train(manifest, out: str | os.PathLike, *, feature_config=None, window_confi
                             f"{init_state['feature_config']}, not {feature_config.to_dict()}")
         model = build_model(init_state)
     elif model is None:
-        model = ResNet18Encoder(width=config.width, dim=config.dim)
+        model = ResNet18Encoder(width=config.width, dim=config.dim, front=config.front)
     model = model.to(dev)
     opt = torch.optim.Adam(model.parameters(), lr=config.lr)
     start_epoch, history = 0, []
