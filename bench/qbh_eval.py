@@ -77,7 +77,25 @@ def build(out: str, n_songs: int, seed: int) -> None:
     print(f"{len(originals)} songs, {len(rows)} queries in {out}", flush=True)
 
 
-def _read(eval_dir):
+def song_list(eval_dir: str, limit: int | None = None) -> list:
+    """``(song id, path, title)`` of the reference songs, in id order (the first ``limit``)."""
+    songs = SongTable.read(os.path.join(eval_dir, "refs", "songs.csv"))
+    return [(sid, o.path, sid) for sid, (o, _) in sorted(songs.songs().items())][:limit]
+
+
+def model_index(eval_dir: str, ckpt: str, songs: list, tag: str = "") -> str:
+    """The index of ``songs`` made with the model ``ckpt`` (built once, then reused): its directory."""
+    from chadml.index import SongIndex
+    from chadml.models import checkpoint_id, load_fingerprinter
+    idx_dir = os.path.join(eval_dir, "index-" + checkpoint_id(ckpt) + tag)
+    if not os.path.isdir(idx_dir):
+        fp = load_fingerprinter(ckpt)
+        idx = SongIndex.create(idx_dir, fingerprinter=fp, model_path=ckpt)
+        idx.add_songs(songs, fp, progress_bar=True)
+    return idx_dir
+
+
+def read_queries(eval_dir):
     with open(os.path.join(eval_dir, "queries.csv")) as f:
         return list(csv.DictReader(f))
 
@@ -87,36 +105,27 @@ def run(eval_dir: str, method: str, out_json: str | None, top: int = 100, k: int
     """Index the references with ``method`` and score both query kinds; ``limit``: only the first ``limit``
     songs (in id order) and their queries (a smaller catalogue for the slow f0-DTW baseline)."""
     from chadml.evaluate import evaluate
-    songs = SongTable.read(os.path.join(eval_dir, "refs", "songs.csv"))
-    song_list = [(sid, o.path, sid) for sid, (o, _) in sorted(songs.songs().items())][:limit]
+    songs = song_list(eval_dir, limit)
     tag = f"-first{limit}" if limit else ""
     t0 = time.perf_counter()
     if method.startswith("model:"):
-        from chadml.index import SongIndex
-        from chadml.models import checkpoint_id, load_fingerprinter
         from chadml.search import Searcher
-        ckpt = method.split(":", 1)[1]
-        idx_dir = os.path.join(eval_dir, "index-" + checkpoint_id(ckpt) + tag)
-        if not os.path.isdir(idx_dir):
-            fp = load_fingerprinter(ckpt)
-            idx = SongIndex.create(idx_dir, fingerprinter=fp, model_path=ckpt)
-            idx.add_songs(song_list, fp, progress_bar=False)
-        searcher = Searcher(idx_dir, k=k)
+        searcher = Searcher(model_index(eval_dir, method.split(":", 1)[1], songs, tag), k=k)
     elif method == "f0-dtw":
         from chadml.search import F0DtwSearcher, F0Index
         idx_dir = os.path.join(eval_dir, "f0-index" + tag)
         if not os.path.isdir(idx_dir):
-            F0Index.build(idx_dir, song_list)
+            F0Index.build(idx_dir, songs)
         searcher = F0DtwSearcher(idx_dir)
     elif method == "raw-cqt":
         from chadml.search import RawFeatureSearcher
-        searcher = RawFeatureSearcher(song_list)
+        searcher = RawFeatureSearcher(songs)
     else:
         raise SystemExit(f"--method must be model:CKPT, f0-dtw or raw-cqt, got {method!r}")
     t_index = time.perf_counter() - t0
-    in_catalogue = {sid for sid, _, _ in song_list}
-    rows = [r for r in _read(eval_dir) if r["song"] in in_catalogue]
-    res = {"method": method, "songs": len(song_list), "index_s": round(t_index, 1), "kinds": {}}
+    in_catalogue = {sid for sid, _, _ in songs}
+    rows = [r for r in read_queries(eval_dir) if r["song"] in in_catalogue]
+    res = {"method": method, "songs": len(songs), "index_s": round(t_index, 1), "kinds": {}}
     for kind in ("hum", "fluid"):
         sel = [r for r in rows if r["kind"].split(":")[0] == kind]
         t = time.perf_counter()
