@@ -68,6 +68,8 @@ class ReleaseConfig:
     semitones: tuple = (-6.0, 6.0)
     p_pitch: float = 0.8
     p_timbre: float = 0.8                 # another voice's spectral envelope (training.augment.Timbre)
+    timbre_db: float = 15.0               # Timbre's envelope peak (dB)
+    formant_db: float = 0.0               # Timbre's largest formant bump (dB; 0: none)
     front: str = "salience"               # the encoder's timbre front end (models.front.TimbreFront)
     groups_per_song: int = 2
     seed: int = 0
@@ -145,7 +147,8 @@ def run_release(out_dir: str | os.PathLike, *, config: ReleaseConfig | None = No
                                     "steps_per_epoch": config.steps_per_epoch, "seed": config.seed,
                                     "lr_schedule": "cosine", "groups_per_song": config.groups_per_song,
                                     "semitones": list(config.semitones), "p_pitch": config.p_pitch,
-                                    "p_timbre": config.p_timbre, "front": config.front})
+                                    "p_timbre": config.p_timbre, "timbre_db": config.timbre_db,
+                                    "formant_db": config.formant_db, "front": config.front})
     logs = run_loop(SongTable.read(paths.songs), Manifest.read(paths.hummings), os.path.join(out, "loop"),
                     config=lcfg, progress=progress, device=device)
     timings["train_s"] = time.perf_counter() - t

@@ -459,3 +459,25 @@ def test_timbre_off_leaves_the_papers_random_stream():
     with pytest.raises(ValueError, match="smear"):
         from chadml.training.augment import Timbre
         Timbre(smear=(0.0, 0.9))
+
+
+def test_timbre_formant_weakens_the_fundamental_against_the_formant():
+    """A formant bump between bins 36 and 66 raises the partials near it; renormalised, the fundamental
+    (bin 24, far below) ends up weaker than the partial the formant lifts, by up to formant_db."""
+    from chadml.training.augment import Timbre
+    x = torch.zeros(64, 84, 5)
+    for h in range(1, 9):                       # a harmonic voice at bin 24, partials 1.0 .. 0.65
+        x[:, 24 + int(round(12 * math.log2(h))), :] = 1.0 - 0.05 * (h - 1)
+    y = Timbre(max_db=0.0, smear=(0.0, 0.0), formant_db=30.0, p=1.0)(x, generator=5)
+    assert torch.isfinite(y).all() and torch.allclose(y.amax(dim=(1, 2)), torch.ones(64))
+    drop_db = (1.0 - y[:, 24, 0]) * 80.0       # the fundamental below the loudest bin, dB
+    assert float(drop_db.max()) > 15.0 and float(drop_db.min()) >= 0.0
+    assert float(drop_db.max()) <= 30.0 + 0.25 * 80.0 * 0.35 + 1e-3   # bump + the partials' own spread
+    # the melody does not move: the same bins sound
+    assert torch.equal(y > 0, x > 0)
+    # off (0 dB) draws nothing more: the same stream as before the option existed
+    a = Timbre(15.0, p=1.0)(x, generator=1)
+    b = Timbre(15.0, p=1.0, formant_db=0.0)(x, generator=1)
+    assert torch.equal(a, b)
+    with pytest.raises(ValueError, match="formant_db"):
+        Timbre(formant_db=-1.0)

@@ -85,3 +85,15 @@ def test_the_shipped_model_loads_weights_only_and_is_small():
 def test_the_cli_names_the_shipped_model_as_the_library_does():
     from chadml.cli.index import BUILTIN_MODEL
     assert BUILTIN_MODEL == BUILTIN
+
+
+@pytest.mark.skipif(not os.path.exists(default_model_path()), reason="no shipped model in this checkout")
+def test_the_model_card_describes_the_shipped_model():
+    """MODEL_CARD.md names the model id of chadml/assets/chad-qbh.pt, and its config is the release preset's."""
+    import re
+    card = open(os.path.join(os.path.dirname(default_model_path()), "MODEL_CARD.md"), encoding="utf-8").read()
+    ids = re.findall(r"model id \| `([0-9a-f]{16})`", card)
+    assert ids == [checkpoint_id(BUILTIN)]
+    state = load_checkpoint(BUILTIN)
+    assert release.ReleaseConfig.from_dict(state["extra"]["card"]["config"]) == release.RELEASE
+    assert state["encoder_config"].get("front", "none") == release.RELEASE.front

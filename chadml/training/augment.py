@@ -261,16 +261,19 @@ class Timbre(_Transform):
     gain curve ``g(f)`` in dB is the curve ``g / top_db`` added to every sounding bin; the window is then
     normalised again so that its loudest bin is 1, and bins pushed under the floor fall silent. The curve is
     a sum of three random cosines over the frequency axis with peak ``max_db`` (formants, tilt, a brighter
-    or duller voice). The smear mixes each bin with its neighbours by ``smear`` (a choir, chorus, vibrato).
-    Harmonics change level and width; the fundamental and the melody do not move.
+    or duller voice). ``formant_db`` > 0 adds a formant: a Gaussian bump of up to ``formant_db`` dB (width
+    2-6 bins) centred between 260 Hz and 1.5 kHz (bins 36-66 of chad's CQT), which after the
+    renormalisation leaves the fundamental up to that much weaker than the partials near the formant, as
+    in a choir's "aah". The smear mixes each bin with its neighbours by ``smear`` (a choir, chorus,
+    vibrato). Harmonics change level and width; the fundamental and the melody do not move.
     """
 
     def __init__(self, max_db: float = 15.0, smear: Sequence[float] = (0.0, 0.3), *, top_db: float = 80.0,
-                 p: float = 0.8) -> None:
+                 p: float = 0.8, formant_db: float = 0.0) -> None:
         super().__init__(p, "identity")
-        if not (max_db >= 0 and top_db > 0):
-            raise ValueError(f"max_db must be >= 0 and top_db > 0, got {max_db}, {top_db}")
-        self.max_db, self.top_db = float(max_db), float(top_db)
+        if not (max_db >= 0 and top_db > 0 and formant_db >= 0):
+            raise ValueError(f"max_db and formant_db must be >= 0 and top_db > 0, got {max_db}, {formant_db}, {top_db}")
+        self.max_db, self.top_db, self.formant_db = float(max_db), float(top_db), float(formant_db)
         self.smear = check_range(smear, "smear")
         if not 0 <= self.smear[0] <= self.smear[1] <= 0.5:
             raise ValueError(f"smear must lie in [0, 0.5], got {smear}")
@@ -282,8 +285,14 @@ class Timbre(_Transform):
         freq = uniform_draw((0.5, 3.0), 3 * n, g).view(n, 3, 1)
         phase = uniform_draw((0.0, 2 * math.pi), 3 * n, g).view(n, 3, 1)
         amp = uniform_draw((-1.0, 1.0), 3 * n, g).view(n, 3, 1)
-        curve = (amp * torch.cos(2 * math.pi * freq * k[:, None, :] + phase)).sum(1) / 3.0     # (n, f)
-        gain = (curve * self.max_db / self.top_db).to(xs.device)[:, :, None]
+        curve = (amp * torch.cos(2 * math.pi * freq * k[:, None, :] + phase)).sum(1) / 3.0 * self.max_db  # (n, f) dB
+        if self.formant_db > 0:       # drawn only when on: the random stream of formant_db=0 is unchanged
+            bins = torch.arange(f, dtype=torch.float32)[None, :]
+            centre = uniform_draw((36.0, 66.0), n, g).view(n, 1) * (f / 84.0)
+            width = uniform_draw((2.0, 6.0), n, g).view(n, 1)
+            height = uniform_draw((0.0, self.formant_db), n, g).view(n, 1)
+            curve = curve + height * torch.exp(-0.5 * ((bins - centre) / width) ** 2)
+        gain = (curve / self.top_db).to(xs.device)[:, :, None]
         a = uniform_draw(self.smear, n, g).to(xs.device)[:, None, None]
         padded = torch.nn.functional.pad(xs, (0, 0, 1, 1))
         sm = (1 - 2 * a) * xs + a * (padded[:, :-2] + padded[:, 2:])
@@ -313,9 +322,10 @@ class Augment(nn.Module):
         Feature frames per second (CQT at 16 kHz, hop 512: 31.25); sets SpliceOut's interval width.
     n_intervals, interval_s, spliceout_mode : int, float, str
         SpliceOut (paper: 10 intervals of 500 samples at 16 kHz; ``"splice"`` or ``"mask"``).
-    p_timbre, timbre_db : float
+    p_timbre, timbre_db, formant_db : float
         :class:`Timbre` (another voice's spectral envelope; not in the paper): its probability (default 0:
-        off, and then no random draws, so the paper's stream is unchanged) and the envelope's peak in dB.
+        off, and then no random draws, so the paper's stream is unchanged), the envelope's peak in dB and
+        the largest formant bump in dB (0: none).
     noise : torch.Tensor, optional
         A bank of noise feature windows for :class:`BackgroundNoise` (default: synthetic coloured noise).
     compression : str or Compression
@@ -338,7 +348,7 @@ class Augment(nn.Module):
                  bins_per_semitone: float = 1.0, frame_rate: float = CQT_FRAME_RATE,
                  noise: torch.Tensor | None = None, compression: str | Compression | None = "log1p",
                  generator: torch.Generator | int | None = None, p_timbre: float = 0.0,
-                 timbre_db: float = 15.0) -> None:
+                 timbre_db: float = 15.0, formant_db: float = 0.0) -> None:
         super().__init__()
         comp = get_compression(compression)
         self.compression = comp
@@ -353,7 +363,7 @@ class Augment(nn.Module):
                             compression=comp),
         ])
         if p_timbre > 0:      # first, on the clean window; absent (no random draws) when off: the paper's stream
-            self.transforms.insert(0, Timbre(timbre_db, p=p_timbre))
+            self.transforms.insert(0, Timbre(timbre_db, p=p_timbre, formant_db=formant_db))
 
     @classmethod
     def for_features(cls, feature_config: Any, **kwargs: Any) -> "Augment":

@@ -69,7 +69,8 @@ class TrainConfig:
     paper).
     ``semitones``, ``p_pitch``: the range of the pitch-shift augmentation and its probability per example
     (the paper: +-4 semitones, 0.5; the release model: a whole octave, 0.8). ``p_timbre``: the probability
-    of :class:`chadml.training.augment.Timbre` (another voice's spectral envelope; 0 = off, the paper).
+    of :class:`chadml.training.augment.Timbre` (another voice's spectral envelope; 0 = off, the paper),
+    ``timbre_db`` its envelope's peak and ``formant_db`` its largest formant bump (dB).
     ``front``: the encoder's fixed timbre front end (:mod:`chadml.models.front`; ``"none"``, the paper).
     ``lr_schedule``: ``"constant"`` (the paper) or ``"cosine"``: epoch ``e`` (from 0) of ``epochs`` runs at
     ``lr * (0.05 + 0.95 * (1 + cos(pi * e / epochs)) / 2)``, from ``lr`` down to 5 % of it (set per epoch,
@@ -93,6 +94,8 @@ class TrainConfig:
     semitones: tuple = (-4.0, 4.0)
     p_pitch: float = 0.5
     p_timbre: float = 0.0
+    timbre_db: float = 15.0
+    formant_db: float = 0.0
     front: str = "none"
 
     def __post_init__(self) -> None:
@@ -101,6 +104,8 @@ class TrainConfig:
         object.__setattr__(self, "semitones", tuple(float(x) for x in self.semitones))
         if len(self.semitones) != 2 or not self.semitones[0] <= self.semitones[1]:
             raise ValueError(f"TrainConfig.semitones must be (low, high) with low <= high, got {self.semitones!r}")
+        if not (self.timbre_db >= 0 and self.formant_db >= 0):
+            raise ValueError(f"TrainConfig.timbre_db and formant_db must be >= 0, got {self.timbre_db}, {self.formant_db}")
         for name in ("p_pitch", "p_timbre"):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise ValueError(f"TrainConfig.{name} must be in [0, 1], got {getattr(self, name)!r}")
@@ -267,7 +272,8 @@ def make_augment(feature_config, config: TrainConfig, device) -> Augment | None:
         return None
     return Augment.for_features(feature_config, generator=config.seed, semitones=config.semitones,
                                 p_pitch=config.p_pitch,
-                                p_timbre=config.p_timbre if feature_config.kind == "cqt" else 0.0).to(device)
+                                p_timbre=config.p_timbre if feature_config.kind == "cqt" else 0.0,
+                                timbre_db=config.timbre_db, formant_db=config.formant_db).to(device)
 
 
 def plot_loss(history: Sequence[dict], path: str | os.PathLike) -> str | None:
