@@ -191,9 +191,15 @@ def run_loop(songs, hummings, out_dir: str | os.PathLike, *, config: LoopConfig 
     if os.path.exists(meta_path):
         with open(meta_path) as f:
             old = json.load(f)
-        if old != json.loads(json.dumps(meta)):
+        new = json.loads(json.dumps(meta))
+        # more (or fewer) iterations of the same run continue it: M_0 .. M_k are kept
+        same = {**old, "config": {**old.get("config", {}), "iterations": None}} == \
+            {**new, "config": {**new["config"], "iterations": None}}
+        if not same:
             raise ChadError(f"{out_dir} holds a loop run with another config ({old['config']}); "
                             "use another --out or delete it")
+        if old != new:
+            atomic_write_text(meta_path, json.dumps(meta, indent=1, sort_keys=True))
     else:
         atomic_write_text(meta_path, json.dumps(meta, indent=1, sort_keys=True))
 
@@ -290,7 +296,7 @@ def run_loop(songs, hummings, out_dir: str | os.PathLike, *, config: LoopConfig 
             "seconds": {"mine": mine_s, "train": train_s, "eval": eval_s,
                         "mine_encoder": summary["timing"]["encoder"], "mine_dsp": summary["timing"]["dsp"]},
         })
-    return logs
+    return logs[: config.iterations + 1]        # a run continued with fewer iterations: its first ones
 
 
 def _collect(mined, latest: dict, include_uncertain: bool) -> None:

@@ -81,6 +81,10 @@ def test_loop_logs_each_iteration_and_resumes(data, tmp_path):
     assert [e["iteration"] for e in logs2] == [0, 1, 2]
     assert os.stat(out / "M1.pt").st_mtime_ns == stamps["M1.pt"]
     assert logs2[2]["groups"] == logs[2]["groups"]
+    # the same run with another number of iterations continues it (here: fewer, so nothing is redone)
+    import dataclasses
+    assert run_loop(table, hum, out, config=dataclasses.replace(CFG, iterations=1), progress=False) == logs2[:2]
+    assert os.stat(out / "M1.pt").st_mtime_ns == stamps["M1.pt"]
     # a different config on the same directory is refused
     with pytest.raises(ChadError, match="another config"):
         run_loop(table, hum, out, config=LoopConfig(iterations=3, epochs0=1, epochs=1), progress=False)
