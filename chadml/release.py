@@ -58,7 +58,7 @@ class ReleaseConfig:
     hum_styles: tuple = HUM_STYLES
     channel_p: float = 0.3                # share of queries through a phone-like channel
     test_fraction: float = 0.05           # songs kept out of training for the fragment-retrieval log
-    iterations: int = 0                   # loop iterations after M_0 (mining the covers)
+    iterations: int = 1                   # loop iterations after M_0 (mining the covers)
     epochs0: int = 40
     epochs: int = 20
     steps_per_epoch: int = 100
@@ -68,7 +68,7 @@ class ReleaseConfig:
     semitones: tuple = (-6.0, 6.0)
     p_pitch: float = 0.8
     p_timbre: float = 0.8                 # another voice's spectral envelope (training.augment.Timbre)
-    timbre_db: float = 15.0               # Timbre's envelope peak (dB)
+    timbre_db: float = 30.0               # Timbre's envelope peak (dB)
     formant_db: float = 0.0               # Timbre's largest formant bump (dB; 0: none)
     front: str = "salience"               # the encoder's timbre front end (models.front.TimbreFront)
     groups_per_song: int = 2
