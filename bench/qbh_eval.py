@@ -2,6 +2,7 @@
 
     PYTHONPATH=$PWD python bench/qbh_eval.py build --out EVAL [--songs 300]
     PYTHONPATH=$PWD python bench/qbh_eval.py run --eval EVAL --method model:CKPT|f0-dtw|raw-cqt [--json OUT]
+    PYTHONPATH=$PWD python bench/qbh_eval.py speed --eval EVAL --model CKPT --limit 100 [--queries 40]
 
 ``build`` renders, from tunes that release training never sees (:func:`chadml.corpus.held_out`):
 
@@ -12,7 +13,9 @@
   errors, room and noise: a synthesiser no part of chad trains on.
 
 ``run`` indexes the references with a method and reports top-1 / top-10 / MRR and seconds per query for
-each query kind. Everything is deterministic from ``--seed``.
+each query kind. ``speed`` times the model's search and the f0 + DTW matcher's on the same queries in one
+process, alternating (the indexes of an earlier ``run --limit N`` of both are reused), and reports the
+median seconds per query of each and their ratio. Everything is deterministic from ``--seed``.
 """
 from __future__ import annotations
 
@@ -152,6 +155,32 @@ def run(eval_dir: str, method: str, out_json: str | None, top: int = 100, k: int
     return res
 
 
+def speed(eval_dir: str, ckpt: str, limit: int, n_queries: int) -> dict:
+    """Median seconds per query of the model (max Pearson) and of the f0 + DTW matcher, timed alternately."""
+    from chadml.search import F0DtwSearcher, F0Index, Searcher
+    songs = song_list(eval_dir, limit)
+    tag = f"-first{limit}" if limit else ""
+    model = Searcher(model_index(eval_dir, ckpt, songs, tag))
+    f0_dir = os.path.join(eval_dir, "f0-index" + tag)
+    if not os.path.isdir(f0_dir):
+        F0Index.build(f0_dir, songs)
+    f0 = F0DtwSearcher(f0_dir)
+    inside = {sid for sid, _, _ in songs}
+    rows = [r for r in read_queries(eval_dir) if r["song"] in inside][:n_queries]
+    clips = [audio.load(r["path"]) for r in rows]
+    model.query(clips[0]), f0.query(clips[0])                    # warm up (models loaded, caches)
+    times: dict = {"model": [], "f0-dtw": []}
+    for y in clips:
+        for name, s in (("model", model), ("f0-dtw", f0)):
+            t = time.perf_counter()
+            s.query(y, top=10)
+            times[name].append(time.perf_counter() - t)
+    med = {k: float(np.median(v)) for k, v in times.items()}
+    res = {"songs": len(songs), "queries": len(clips), "median_s": med, "ratio": med["f0-dtw"] / med["model"]}
+    print(json.dumps(res, indent=1), flush=True)
+    return res
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     sub = p.add_subparsers(dest="cmd", required=True)
@@ -164,8 +193,15 @@ def main(argv=None):
     r.add_argument("--method", required=True)
     r.add_argument("--json", default=None)
     r.add_argument("--limit", type=int, default=None, help="only the first N songs and their queries")
+    sp = sub.add_parser("speed")
+    sp.add_argument("--eval", required=True)
+    sp.add_argument("--model", required=True)
+    sp.add_argument("--limit", type=int, default=100)
+    sp.add_argument("--queries", type=int, default=40)
     a = p.parse_args(argv)
-    if a.cmd == "build":
+    if a.cmd == "speed":
+        speed(a.eval, a.model, a.limit, a.queries)
+    elif a.cmd == "build":
         build(a.out, a.songs, a.seed)
     else:
         run(a.eval, a.method, a.json, limit=a.limit)
