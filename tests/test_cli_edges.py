@@ -485,3 +485,19 @@ def test_calibrate_fits_and_stores_the_index_calibration(setup, capsys, tmp_path
     _one_line(capsys, "--negatives")
     assert main(["-q", *argv, "--threshold", "1.5"]) == 2
     _one_line(capsys, "--threshold")
+
+
+def test_the_shipped_model_is_accepted_wherever_a_model_is(capsys, tmp_path):
+    """`chad mine` defaults to the shipped model and `chad train --init` takes it by name: neither calls
+    builtin:chad-qbh a missing file (the next missing input is the one named)."""
+    from chadml.cli.main import build_parser, main
+    from chadml.models import BUILTIN
+    args = build_parser().parse_args(["mine", "--songs", "s.csv", "--out", "m.csv"])
+    assert args.model == BUILTIN
+    missing = str(tmp_path / "nope.csv")
+    for argv in (["mine", "--songs", missing, "--out", str(tmp_path / "m.csv")],
+                 ["mine", "--model", BUILTIN, "--songs", missing, "--out", str(tmp_path / "m.csv")],
+                 ["train", "--init", BUILTIN, "--data", missing, "--out", str(tmp_path / "m.pt")]):
+        assert main(["-q", *argv]) == 2
+        err = _one_line(capsys, missing)
+        assert BUILTIN not in err, err

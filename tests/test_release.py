@@ -83,7 +83,7 @@ def test_the_shipped_model_loads_weights_only_and_is_small():
 
 
 def test_the_cli_names_the_shipped_model_as_the_library_does():
-    from chadml.cli.index import BUILTIN_MODEL
+    from chadml.cli.options import BUILTIN_MODEL
     assert BUILTIN_MODEL == BUILTIN
 
 

@@ -6,7 +6,7 @@ import argparse
 import json
 import time
 
-from .options import add_separator_args, common, separator_from_args
+from .options import BUILTIN_MODEL, add_separator_args, common, separator_from_args
 
 #: the FAISS index kinds of :data:`chadml.index.KINDS` (repeated here so that building the parser imports
 #: no library module; tests/test_index.py checks that both agree)
@@ -14,10 +14,6 @@ KIND_CHOICES = ("auto", "flat", "ivf", "ivfsq", "ivfpq", "hnsw")
 #: the store formats (:data:`chadml.index.store.DTYPES`, by their short names)
 STORE_CHOICES = ("f32", "f16", "i8")
 
-
-#: the shipped model's name (chadml.models.BUILTIN, repeated so that building the parser imports no library
-#: module; tests/test_release.py checks that both agree)
-BUILTIN_MODEL = "builtin:chad-qbh"
 
 def register(sub) -> None:
     p = sub.add_parser("index", parents=[common()], help="build, extend, shrink or describe a song index",

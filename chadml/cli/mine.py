@@ -4,7 +4,8 @@ from __future__ import annotations
 import argparse
 import os
 
-from .options import add_mining_options, add_separator_args, common, config_from_args, separator_from_args
+from .options import (BUILTIN_MODEL, add_mining_options, add_separator_args, common, config_from_args,
+                      separator_from_args)
 
 
 def register(sub) -> None:
@@ -14,7 +15,8 @@ def register(sub) -> None:
                     "fragments, find them in the covers by cross-correlating fingerprints, and write the "
                     "groups of aligned fragments to a manifest. Resumable: rerun the same command after an "
                     "interruption. Exit codes: 0 done, 1 a failure while mining, 2 bad usage or input.")
-    p.add_argument("--model", required=True, metavar="CKPT", help="the encoder checkpoint (chad train)")
+    p.add_argument("--model", default=BUILTIN_MODEL, metavar="CKPT",
+                   help="the encoder checkpoint (chad train); default: the model chad ships (%(default)s)")
     p.add_argument("--songs", required=True, metavar="SONGS_CSV", help="the song table (originals + covers)")
     p.add_argument("--out", required=True, metavar="MANIFEST", help="the manifest to write")
     p.add_argument("--workdir", default=None, metavar="DIR", help="per-song results (default: MANIFEST.work)")
@@ -34,7 +36,7 @@ def run(args: argparse.Namespace) -> int:
     from ..mining import mine, mining_precision, read_summary
     from ..models import checkpoint_id, load_fingerprinter
     for flag, path in (("--model", args.model), ("--songs", args.songs)):
-        if not os.path.exists(path):
+        if not os.path.exists(path) and not (flag == "--model" and path == BUILTIN_MODEL):
             raise UsageError(f"{flag}: no such file: {path}")
     config = config_from_args(args)
     separator = separator_from_args(args)

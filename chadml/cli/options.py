@@ -3,7 +3,12 @@ from __future__ import annotations
 
 import argparse
 
-__all__ = ["common"]
+__all__ = ["BUILTIN_MODEL", "common"]
+
+
+#: the shipped model's name (chadml.models.BUILTIN, repeated so that building the parser imports no library
+#: module; tests/test_release.py checks that both agree): the default --model of the commands that take one
+BUILTIN_MODEL = "builtin:chad-qbh"
 
 
 def common() -> argparse.ArgumentParser:

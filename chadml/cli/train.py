@@ -7,7 +7,7 @@ from __future__ import annotations
 import argparse
 import os
 
-from .options import common
+from .options import BUILTIN_MODEL, common
 
 # TrainConfig's fields set by flags: its messages name the field, the CLI names the flag
 _FLAGS = {"epochs": "--epochs", "batch_size": "--batch-size", "lr_schedule": "--lr-schedule", "lr": "--lr",
@@ -45,7 +45,8 @@ def register(sub) -> None:
     p.add_argument("--max-minutes", type=float, default=None,
                    help="stop after the first epoch that ends past this wall time (resumable)")
     p.add_argument("--no-augment", action="store_true", help="train without the paper's augmentations")
-    p.add_argument("--init", default=None, help="checkpoint to fine-tune from")
+    p.add_argument("--init", default=None,
+                   help="checkpoint to fine-tune from (builtin:chad-qbh: the model chad ships)")
     p.add_argument("--resume", action="store_true", help="continue the checkpoint at --out")
     p.add_argument("--split", default="train", help="manifest split to train on ('' for all rows)")
     p.add_argument("--device", default=None, help="torch device, e.g. cpu or cuda (default: cuda if available)")
@@ -93,7 +94,7 @@ def run(args: argparse.Namespace) -> int:
     from ..training import load_checkpoint, train
 
     for flag, path in (("--data", args.data), ("--init", args.init)):
-        if path is not None and not os.path.isfile(path):
+        if path is not None and not os.path.isfile(path) and not (flag == "--init" and path == BUILTIN_MODEL):
             raise UsageError(f"{flag}: no such file {path}")
     cfg = train_config(args)
     fc = FeatureConfig(kind=args.features, crepe_model=args.crepe_model)
