@@ -9,6 +9,8 @@ import logging
 import os
 
 import numpy as np
+from hypothesis import given, settings
+from hypothesis import strategies as st
 import pytest
 
 from _searchkit import fp_index, melody, random_songs, tiny_fingerprinter, unit_rows
@@ -364,3 +366,18 @@ def test_evaluate_reports_the_confident_shares():
     assert [q["confident"] for q in rep.per_query] == [True, True, False] and rep.per_query[2]["confidence"] == 0.1
     assert rep.meta["confident"] == pytest.approx(2 / 3)
     assert rep.meta["confident_right"] == pytest.approx(1 / 3) and rep.meta["confident_wrong"] == pytest.approx(1 / 3)
+
+
+@settings(deadline=None, max_examples=15)
+@given(seed=st.integers(0, 2 ** 16), f0=st.floats(70.0, 2400.0), noise=st.floats(0.0, 1.0), n=st.integers(1, 40000))
+def test_aperiodicity_alone_is_yins_aperiodicity(seed, f0, noise, n):
+    """`aperiodicity` skips YIN's f0 step: the same values as `yin(...)[0]`, for tones, noise and mixtures."""
+    from chadml.features.voicing import yin
+    rng = np.random.default_rng(seed)
+    t = np.arange(n) / SR
+    y = (np.sin(2 * np.pi * f0 * t) + noise * rng.standard_normal(n)).astype(np.float32)
+    ap, hz = yin(y, SR)
+    np.testing.assert_array_equal(aperiodicity(y, SR), ap)
+    ap2, hz2 = yin(y, SR, want_f0=False)
+    np.testing.assert_array_equal(ap2, ap)
+    assert not hz2.any()

@@ -215,11 +215,12 @@ def aperiodicity(y: np.ndarray, sr: int, config: VoicingConfig | None = None, *,
     >>> float(np.median(aperiodicity(tone, 16000))) < 0.05, float(np.median(aperiodicity(noise, 16000))) > 0.7
     (True, True)
     """
-    return yin(y, sr, config, frames=frames)[0]
+    return yin(y, sr, config, frames=frames, want_f0=False)[0]
 
 
 def yin(y: np.ndarray, sr: int, config: VoicingConfig | None = None, *,
-        frames: np.ndarray | None = None, threshold: float = 0.15) -> tuple[np.ndarray, np.ndarray]:
+        frames: np.ndarray | None = None, threshold: float = 0.15,
+        want_f0: bool = True) -> tuple[np.ndarray, np.ndarray]:
     """``(aperiodicity, f0_hz)`` of each frame by YIN. The aperiodicity: the minimum over the periods of
     ``fmin``..``fmax`` of the cumulative-mean-normalised difference function (0: perfectly periodic;
     noise: about 1).
@@ -228,7 +229,8 @@ def yin(y: np.ndarray, sr: int, config: VoicingConfig | None = None, *,
     ``k * hop_length``); silent frames (no energy) get 1. ``frames``: compute only these (a bool mask
     or indices; the others get 1 and f0 0). ``f0_hz``: the first period whose normalised difference
     is under ``threshold`` (at its local minimum), else the deepest one (YIN's absolute threshold step,
-    which avoids the sub-octave), with parabolic interpolation; 0 where not computed.
+    which avoids the sub-octave), with parabolic interpolation; 0 where not computed (everywhere with
+    ``want_f0=False``: the aperiodicity alone, 10-20 % faster).
 
     Example
     -------
@@ -245,7 +247,7 @@ def yin(y: np.ndarray, sr: int, config: VoicingConfig | None = None, *,
     hop = cfg.hop_length
     n_frames = _frame_count(len(x), W, hop)
     if n_frames == 0:
-        return np.ones(0, np.float32)
+        return np.ones(0, np.float32), np.zeros(0, np.float32)
     tau_min = max(1, int(math.floor(sr / cfg.fmax)))
     tau_max = max(tau_min + 1, int(math.ceil(sr / cfg.fmin)))
     L = W + tau_max
@@ -283,6 +285,8 @@ def yin(y: np.ndarray, sr: int, config: VoicingConfig | None = None, *,
         ap = c.min(axis=1)
         ap[e0[:, 0] <= 1e-10 * W] = 1.0
         out[ks] = ap
+        if not want_f0:
+            continue
         below = c < threshold
         j = np.where(below.any(axis=1), below.argmax(axis=1), c.argmin(axis=1))
         rows = np.arange(len(c))
