@@ -13,7 +13,8 @@
   errors, room and noise: a synthesiser no part of chad trains on.
 
 ``run`` indexes the references with a method and reports top-1 / top-10 / MRR and seconds per query for
-each query kind. ``speed`` times the model's search and the f0 + DTW matcher's on the same queries in one
+each query kind. FluidSynth uses the system's General-MIDI soundfont, or ``$CHAD_SOUNDFONT`` (another
+soundfont gives another, fresh set of FluidSynth voices). ``speed`` times the model's search and the f0 + DTW matcher's on the same queries in one
 process, alternating (the indexes of an earlier ``run --limit N`` of both are reused), and reports the
 median seconds per query of each and their ratio. Everything is deterministic from ``--seed``.
 """
