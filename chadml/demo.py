@@ -46,7 +46,7 @@ FORMAT_VERSION = 1
 
 @dataclass(frozen=True)
 class DemoConfig:
-    """Sizes of the demo, the trainings' budgets in epochs and steps (about 10 minutes in all on a quiet
+    """Sizes of the demo, the trainings' budgets in epochs and steps (about 17 minutes in all on a quiet
     2-core machine; no wall-clock cap, so a slower machine gets the same models later). :data:`QUICK` is a
     smoke test of the pipeline (``smoke_test``: its models are too small and too briefly trained to work,
     and the results say so)."""
