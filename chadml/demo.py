@@ -205,7 +205,6 @@ def _build_index(index_dir: str, ckpt: str, song_list, progress: bool, device) -
             log.warning("rebuilding %s: %s", index_dir, exc)
         shutil.rmtree(index_dir)
     fp = load_fingerprinter(ckpt, device=device)
-    fp.model_id = mid
     idx = SongIndex.create(index_dir, fingerprinter=fp, model_path=ckpt)
     idx.add_songs(song_list, fp, progress_bar=progress)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import os
 
-from .options import add_searcher_args, check_device, common, make_searcher
+from .options import add_searcher_args, common
 
 
 def register(sub) -> None:
@@ -34,7 +34,7 @@ def run(args: argparse.Namespace) -> int:
     from ..errors import ChadError, UsageError
     from ..evaluate import check_truth, labelled_queries, query_files
     from ..search import calibrate, save_calibration
-    from .evaluate import check_query_inputs
+    from .evaluate import check_query_inputs, method_searcher
     check_query_inputs(args)
     if not os.path.isdir(args.negatives):
         raise UsageError(f"--negatives: no such folder: {args.negatives}")
@@ -45,18 +45,10 @@ def run(args: argparse.Namespace) -> int:
         negatives = [p for _, p in query_files(args.negatives)]
     except ValueError as exc:
         raise UsageError(f"--negatives: {exc}") from None
-    if args.method == "f0-dtw":
-        from ..search import F0DtwSearcher
-        if not args.f0_index:
-            raise UsageError("--method f0-dtw needs --f0-index DIR (built by `chad f0-index build`)")
-        searcher = F0DtwSearcher(args.f0_index, threads=args.threads, device=check_device(args.device))
-        where, name = args.f0_index, "f0-dtw"
-    else:
-        searcher = make_searcher(args)
-        if args.long_index:
-            raise UsageError("--long-index: calibrate each index on its own (run once per --index)")
-        where, name = args.index, args.rerank
-    index_flag = f"--f0-index {args.f0_index}" if args.method == "f0-dtw" else f"--index {args.index}"
+    if args.method == "encoder" and args.long_index:
+        raise UsageError("--long-index: calibrate each index on its own (run once per --index)")
+    searcher, index_flag = method_searcher(args)
+    where, name = (args.f0_index, "f0-dtw") if args.method == "f0-dtw" else (args.index, args.rerank)
     check_truth(searcher, queries, truth, truth_name=f"--truth {args.truth}", index_name=index_flag)
     pos = [(p, truth[q]) for q, p in queries]
     try:

@@ -31,19 +31,24 @@ def check_query_inputs(args: argparse.Namespace) -> None:
         raise UsageError(f"--truth: no such file: {args.truth}")
 
 
-def run(args: argparse.Namespace) -> int:
+def method_searcher(args: argparse.Namespace):
+    """``(searcher, "--flag DIR" of the index it searches)`` of ``--method`` (shared with ``chad calibrate``):
+    the f0 + DTW matcher of ``--f0-index``, or :func:`make_searcher`'s."""
     from ..errors import UsageError
-    from ..evaluate import check_truth, evaluate, labelled_queries
-    check_query_inputs(args)
-    queries, truth = labelled_queries(args.queries, args.truth)
     if args.method == "f0-dtw":
         from ..search import F0DtwSearcher
         if not args.f0_index:
             raise UsageError("--method f0-dtw needs --f0-index DIR (built by `chad f0-index build`)")
-        searcher = F0DtwSearcher(args.f0_index, threads=args.threads, device=check_device(args.device))
-    else:
-        searcher = make_searcher(args)
-    index_flag = f"--f0-index {args.f0_index}" if args.method == "f0-dtw" else f"--index {args.index}"
+        return (F0DtwSearcher(args.f0_index, threads=args.threads, device=check_device(args.device)),
+                f"--f0-index {args.f0_index}")
+    return make_searcher(args), f"--index {args.index}"
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..evaluate import check_truth, evaluate, labelled_queries
+    check_query_inputs(args)
+    queries, truth = labelled_queries(args.queries, args.truth)
+    searcher, index_flag = method_searcher(args)
     check_truth(searcher, queries, truth, truth_name=f"--truth {args.truth}", index_name=index_flag)
     rep = evaluate(searcher, queries, truth, progress_bar=not args.quiet, on_error="miss", check_songs=False)
     print(rep.summary())

@@ -5,7 +5,7 @@ import argparse
 import os
 
 from .options import (BUILTIN_MODEL, add_mining_options, add_separator_args, common, config_from_args,
-                      separator_from_args)
+                      load_model, separator_from_args)
 
 
 def register(sub) -> None:
@@ -34,10 +34,9 @@ def run(args: argparse.Namespace) -> int:
     from ..data import SongTable
     from ..errors import UsageError
     from ..mining import mine, mining_precision, read_summary
-    from ..models import checkpoint_id, load_fingerprinter
-    for flag, path in (("--model", args.model), ("--songs", args.songs)):
-        if not os.path.exists(path) and not (flag == "--model" and path == BUILTIN_MODEL):
-            raise UsageError(f"{flag}: no such file: {path}")
+    if not os.path.exists(args.songs):
+        raise UsageError(f"--songs: no such file: {args.songs}")
+    fp = load_model(args.model)         # a checkpoint or the shipped model; a bad one is a line naming --model
     config = config_from_args(args)
     separator = separator_from_args(args)
     songs = SongTable.read(args.songs)
@@ -46,10 +45,9 @@ def run(args: argparse.Namespace) -> int:
         ids = sorted((s for s in songs.songs() if s in keep), key=str)
     else:
         ids = None
-    fp = load_fingerprinter(args.model)
     man = mine(songs, fp, args.out, config=config, workdir=args.workdir, engine=args.engine, address=args.address,
                plots_dir=args.plots, progress=not (util.QUIET or getattr(args, "quiet", False)), song_ids=ids,
-               model_id=checkpoint_id(args.model), separator=separator)
+               model_id=fp.model_id, separator=separator)
     s = read_summary(args.workdir or args.out + ".work")
     print(f"{s['songs']} songs ({len(s['skipped'])} skipped): {s['groups']} groups, {s['relevant']} relevant + "
           f"{s['uncertain']} uncertain cover fragments, {s['hours']:.2f} h -> {args.out}")

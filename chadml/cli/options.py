@@ -58,19 +58,16 @@ def _model_error(flag: str, exc: Exception):
 
 
 def load_model(path, device=None, flag: str = "--model"):
-    """The :class:`chadml.models.encoder.Fingerprinter` of checkpoint ``path`` (the value of ``flag``) on
-    ``device`` (checked first: :func:`check_device`), with its ``model_id`` set; a missing, empty or
-    unreadable checkpoint is a :class:`chadml.errors.UsageError` naming the flag."""
+    """The :class:`chadml.models.encoder.Fingerprinter` of checkpoint ``path`` (the value of ``flag``; the
+    shipped model by its name) on ``device`` (checked first: :func:`check_device`), with its ``model_id``
+    set; a missing, empty or unreadable checkpoint is a :class:`chadml.errors.UsageError` naming the flag."""
     from ..errors import ChadError
     from ..models import load_fingerprinter
     check_device(device)
-    mid = model_id_of(path, flag)
     try:
-        fp = load_fingerprinter(path, device=device)
+        return load_fingerprinter(path, device=device)
     except (FileNotFoundError, ChadError) as exc:
         raise _model_error(flag, exc) from None
-    fp.model_id = mid
-    return fp
 
 
 def model_id_of(path, flag: str = "--model") -> str:

@@ -93,9 +93,10 @@ def run(args: argparse.Namespace) -> int:
     from ..features import LONG, SHORT, FeatureConfig
     from ..training import load_checkpoint, train
 
-    for flag, path in (("--data", args.data), ("--init", args.init)):
-        if path is not None and not os.path.isfile(path) and not (flag == "--init" and path == BUILTIN_MODEL):
-            raise UsageError(f"{flag}: no such file {path}")
+    if not os.path.isfile(args.data):
+        raise UsageError(f"--data: no such file {args.data}")
+    if args.init is not None and args.init != BUILTIN_MODEL and not os.path.isfile(args.init):
+        raise UsageError(f"--init: no such file {args.init}")
     cfg = train_config(args)
     fc = FeatureConfig(kind=args.features, crepe_model=args.crepe_model)
     wc = SHORT if args.window == "short" else LONG

@@ -84,11 +84,14 @@ def build_model(state: dict, device=None):
 
 
 def load_fingerprinter(path: str | os.PathLike, *, device=None):
-    """A ready :class:`chadml.models.encoder.Fingerprinter` from a checkpoint (eval mode)."""
+    """A ready :class:`chadml.models.encoder.Fingerprinter` from a checkpoint (eval mode), its ``model_id``
+    set (:func:`checkpoint_id` of the checkpoint, from the state read once)."""
     state = load_checkpoint(path, device=device)
     model = build_model(state, device).eval()
     return Fingerprinter(model, FeatureConfig.from_dict(state["feature_config"]),
-                         WindowConfig.from_dict(state["window_config"]), device=device)
+                         WindowConfig.from_dict(state["window_config"]), device=device,
+                         model_id=model_id(state["encoder_config"], state["feature_config"],
+                                           state["window_config"], state["model"]))
 
 
 def model_id(encoder_config: dict, feature_config: dict, window_config: dict, state_dict) -> str:

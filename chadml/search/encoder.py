@@ -37,7 +37,7 @@ from ..config import SAMPLE_RATE, SILENCE_PEAK, check_top
 from ..errors import ChadError
 from ..features.voicing import find_voiced
 from ..index import SongIndex, fingerprinter_id
-from ..models import checkpoint_id, is_builtin, load_fingerprinter
+from ..models import is_builtin, load_fingerprinter
 from ..separation import get_separator
 from ..util import map_threads
 from .base import (RERANKERS, Match, load_query_audio, not_confident, trim_query, voicing_option,
@@ -120,11 +120,7 @@ class Searcher:
 
     def _load_fingerprinter(self, fp):
         if isinstance(fp, (str, os.PathLike)):
-            mid = checkpoint_id(fp)
-            self.index.check_compatible(model_id=mid)
-            model = load_fingerprinter(fp, device=self._device)
-            model.model_id = mid
-            fp = model
+            fp = load_fingerprinter(fp, device=self._device)    # its model_id set: checked first below
         self.index.check_compatible(model_id=fingerprinter_id(fp), config=fp)
         return fp
 

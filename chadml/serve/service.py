@@ -297,11 +297,11 @@ class SearchService:
         if not (isinstance(time_s, (int, float)) and math.isfinite(time_s) and time_s >= 0):
             raise ServiceError(400, f"time_s must be a number of seconds >= 0, got {time_s!r}")
         info = self.song(song_id, index=c.name)
+        start = q["start_s"]
         if q["contour"] is None:
             t, st = pitch_contour(q["audio"])
-            q["contour"] = (t - q.get("start_s", 0.0), st)      # on the song's time axis from time_s
+            q["contour"] = (t - start, st)      # on the song's time axis from time_s
         duration = len(q["audio"]) / SAMPLE_RATE
-        start = q.get("start_s", 0.0)
         song = None
         path = self._song_path(c, song_id, must_exist=False)
         if path is not None:
