@@ -39,7 +39,7 @@ KINDS = ("auto", "flat", "ivf", "ivfsq", "ivfpq", "hnsw")
 IVF_KINDS = ("ivf", "ivfsq", "ivfpq")
 FLAT_MAX = 200_000          # "auto": exact search up to this many fingerprints, IVF + 8-bit SQ above
 PQ_MIN = 4_000_000          # "auto": IVF-PQ (HNSW quantizer) from this many fingerprints (bench/bench_scale.py)
-STRIDE_MIN = 20_000_000     # "auto": every 2nd fingerprint in FAISS from this many
+STRIDE_MIN = 160_000_000    # "auto": every 4th fingerprint in FAISS from this many (every 2nd below)
 ONDISK_ABOVE = 2 << 30      # inverted lists on disk where the codes would take more bytes than this
 
 
@@ -104,6 +104,8 @@ def scale_params(n: int, dim: int) -> dict:
 
     >>> scale_params(8_000_000, 128)
     {'kind': 'ivfpq', 'nlist': 65536, 'nprobe': 128, 'trained_on': 8000000, 'm': 16, 'nbits': 8, 'quantizer': 'imi', 'stride': 2}
+    >>> scale_params(95_000_000, 128)["stride"], scale_params(400_000_000, 128)["stride"]   # 100k, 400k songs
+    (2, 4)
     """
     stride = 4 if n >= STRIDE_MIN else 2
     nv = -(-n // stride)
