@@ -38,6 +38,34 @@ def test_mm_is_the_demo_humming_unchanged():
     np.testing.assert_array_equal(a, b)
 
 
+def test_choir_is_several_voices_in_unison_with_a_weak_fundamental(monkeypatch):
+    """A choir query is CHOIR_VOICES voices of one vowel, rendered from the same notes a few cents and ms
+    apart; its fundamental is well under the vowel's harmonics near the first formant."""
+    calls = []
+    real = corpus.voice.render
+
+    def spy(notes, singer, total, rng, **kw):
+        calls.append((notes, singer))
+        return real(notes, singer, total, rng, **kw)
+
+    monkeypatch.setattr(corpus.voice, "render", spy)
+    rng = np.random.default_rng(5)
+    notes = _notes(48.0)          # 131 Hz: the first formant of "a" lies near the 5th-6th harmonic
+    y = corpus.choir(notes, 4.0, rng)
+    lo, hi = corpus.CHOIR_VOICES
+    assert lo <= len(calls) <= hi and len({s.vowels for _, s in calls}) == 1
+    for part, _ in calls:
+        assert np.all(np.abs(part.onset - notes.onset) < 0.15)
+        d = part.pitch - notes.pitch
+        assert np.allclose(d, d[0]) and abs(d[0]) < 0.6
+    seg = y[SR:3 * SR].astype(np.float64)
+    spec = np.abs(np.fft.rfft(seg * np.hanning(len(seg))))
+    freq = np.fft.rfftfreq(len(seg), 1 / SR)
+    f0s = 440 * 2 ** ((notes.pitch[2:6] - 69) / 12)
+    fund = max(spec[np.abs(freq - f) < 4].max() for f in f0s)
+    assert spec[(freq > 400) & (freq < 1000)].max() > 3 * fund
+
+
 def test_bad_style_is_named():
     with pytest.raises(ValueError, match="style must be one of"):
         corpus.hummer_voice(np.random.default_rng(0), "yodel")

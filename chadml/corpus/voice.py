@@ -23,8 +23,8 @@ import numpy as np
 
 from .. import audio
 
-__all__ = ["VOWELS", "VOWEL_NAMES", "HOP", "Singer", "Notes", "render", "hum", "HUM_STYLES", "WHISTLE_SHIFT",
-           "hummer_voice", "phone_channel", "room_and_noise", "amateur_notes"]
+__all__ = ["VOWELS", "VOWEL_NAMES", "HOP", "Singer", "Notes", "render", "hum", "HUM_STYLES", "CHOIR_VOICES", "WHISTLE_SHIFT",
+           "hummer_voice", "choir", "phone_channel", "room_and_noise", "amateur_notes"]
 
 # vowel formants (Hz) and bandwidths for an adult male voice; singers scale them (women ~1.15)
 VOWELS = {
@@ -290,14 +290,15 @@ def _background(n: int, rng, sr: int) -> np.ndarray:
     return (x / (x.std() + 1e-12)).astype(np.float32)
 
 
-HUM_STYLES = ("mm", "oo", "la", "da", "na", "doo", "whistle")
+HUM_STYLES = ("mm", "oo", "la", "da", "na", "doo", "whistle", "choir")
+CHOIR_VOICES = (3, 6)     # a "choir" query: this many voices (inclusive) in unison
 WHISTLE_SHIFT = 24.0      # a whistle sounds about two octaves above a sung voice (0.8-2 kHz)
 
 
 def hummer_voice(rng: np.random.Generator, style: str = "mm") -> Singer:
     """The voice of an amateur query: ``"mm"`` (closed-mouth humming, the paper's H part), sung syllables
     ``"oo"``, ``"la"``, ``"da"``, ``"na"``, ``"doo"`` (a re-articulated onset on every note), or ``"whistle"``
-    (an almost pure tone with breath noise)."""
+    (an almost pure tone with breath noise); ``"choir"`` gives one voice of the ensemble (:func:`choir`)."""
     if style not in HUM_STYLES:
         raise ValueError(f"style must be one of {HUM_STYLES}, got {style!r}")
     v = Singer.random(rng, hummer=True)
@@ -310,6 +311,11 @@ def hummer_voice(rng: np.random.Generator, style: str = "mm") -> Singer:
         v.vib_depth = float(rng.uniform(0, 25))
         v.scoop = float(rng.uniform(0, 60))
         v.legato_dip = float(rng.uniform(0.1, 0.6))
+        return v
+    if style == "choir":
+        v = Singer.random(rng)
+        v.vib_depth = float(rng.uniform(0, 30))
+        v.glide = float(rng.uniform(0.03, 0.08))
         return v
     vowels = {"oo": ("u",), "la": ("a",), "da": ("a", "o"), "na": ("m", "a"), "doo": ("u", "o")}[style]
     v.vowels = vowels
@@ -341,11 +347,34 @@ def hum(notes: Notes, fs: float, fe: float, key_shift: float, rng, sr: int = aud
     ``channel``: also a phone-like channel (:func:`phone_channel`)."""
     L = fe - fs
     hn = amateur_notes(notes, fs, fe, key_shift + (WHISTLE_SHIFT if style == "whistle" else 0.0), rng)
-    hummer = hummer_voice(rng, style) if style != "mm" else Singer.random(rng, hummer=True)
-    y = render(hn, hummer, L, rng, sr=sr, drift_cents=rng.uniform(20, 70))
+    if style == "choir":
+        y = choir(hn, L, rng, sr)
+    else:
+        hummer = hummer_voice(rng, style) if style != "mm" else Singer.random(rng, hummer=True)
+        y = render(hn, hummer, L, rng, sr=sr, drift_cents=rng.uniform(20, 70))
     if channel:
         y = phone_channel(y, rng, sr)
     return room_and_noise(y, rng, sr)
+
+
+def choir(notes: Notes, total: float, rng: np.random.Generator, sr: int = audio.SR) -> np.ndarray:
+    """A small ensemble singing ``notes`` in unison on one open vowel: :data:`CHOIR_VOICES` trained voices
+    (men and women, each with its own vibrato), each a few cents off and a few tens of ms early or late.
+    What the solo voices lack and a choir's "aah" has: a fundamental well under the vowel's first formant
+    (~700 Hz), and the beating and smeared onsets of several voices (not normalised)."""
+    lo, hi = CHOIR_VOICES
+    n_voices = int(rng.integers(lo, hi + 1))
+    vowel = str(rng.choice(["a", "a", "o", "e"]))
+    y = np.zeros(int(round(total * sr)), np.float32)
+    for _ in range(n_voices):
+        v = hummer_voice(rng, "choir")
+        v.vowels = (vowel,)
+        dt = float(rng.normal(0, 0.025))
+        on = np.maximum(notes.onset + dt, 0.0)
+        se = np.clip(notes.sound_end + dt, on, total)
+        part = Notes(on, notes.dur, notes.pitch + rng.normal(0, 12) / 100, se, notes.gain)
+        y += render(part, v, total, rng, sr=sr) * np.float32(rng.uniform(0.5, 1.0))
+    return y
 
 
 def room_and_noise(y: np.ndarray, rng, sr: int = audio.SR) -> np.ndarray:
