@@ -10,7 +10,9 @@
 2. trains M_0 on the humming groups and, for ``iterations`` > 0, mines the covers with it and trains M_1
    (the semi-supervised loop of the paper, :func:`chadml.loop.run_loop`); pitch augmentation over a
    whole octave;
-3. exports the last model with fp16 weights (:func:`export_model`) and writes its model card.
+3. exports the last model with fp16 weights (:func:`export_model`) and writes its model card, with the
+   ranges of its static int8 copy (:mod:`chadml.models.quant`) calibrated on fixed clips of the training
+   corpus (:func:`calibration_windows`).
 
 Budgets are steps and epochs, never minutes: a slower machine gets the same model, later. Every stage
 resumes after an interruption. The seeds, the configuration and the timings are logged in
@@ -39,10 +41,12 @@ from .corpus import HUM_STYLES, build_corpus, held_out, load_tunes
 from .data import Manifest, SongTable
 from .loop import LoopConfig, run_loop
 from .mining import MiningConfig
-from .models import load_checkpoint, model_id
+from .models import load_checkpoint, load_fingerprinter, model_id
+from .models.quant import RANGES_KEY, calibrate
 from .util import atomic_write_bytes, atomic_write_text
 
-__all__ = ["ReleaseConfig", "RELEASE", "run_release", "export_model", "training_tunes"]
+__all__ = ["ReleaseConfig", "RELEASE", "run_release", "export_model", "training_tunes", "calibration_windows",
+           "int8_calibration"]
 
 
 @dataclass(frozen=True)
@@ -55,7 +59,7 @@ class ReleaseConfig:
     hummers: int = 2                      # hummings per fragment: a group is the original + these
     song_seconds: tuple = (30.0, 50.0)
     humming_seconds: tuple = (6.0, 14.0)
-    hum_styles: tuple = HUM_STYLES
+    hum_styles: tuple = HUM_STYLES[:7]     # every style but "choir"
     channel_p: float = 0.3                # share of queries through a phone-like channel
     test_fraction: float = 0.05           # songs kept out of training for the fragment-retrieval log
     iterations: int = 1                   # loop iterations after M_0 (mining the covers)
@@ -101,16 +105,54 @@ def training_tunes(n: int, *, cache_dir=None) -> list:
         limit *= 2
 
 
-def export_model(checkpoint: str | os.PathLike, out: str | os.PathLike, *, card: dict | None = None) -> dict:
-    """Write ``checkpoint`` as a release model: fp16 weights, no optimiser state, with ``card`` in its
-    ``extra``; returns ``{"path", "bytes", "model_id"}``. The file is a normal checkpoint:
-    :func:`chadml.models.load_fingerprinter` reads it (weights in fp32 again)."""
+def calibration_windows(hummings: str | os.PathLike, fingerprinter, *, clips: int = 64,
+                        max_windows: int = 2048) -> "np.ndarray":
+    """Fixed feature windows to calibrate a model's int8 ranges on: ``clips`` rows of a corpus manifest
+    (``hummings.csv``: hummings and the original fragments they sing), evenly spaced in its order, their
+    windows evenly thinned to at most ``max_windows``. The same corpus gives the same windows."""
+    import numpy as np
+    from . import audio as _audio
+    rows = list(Manifest.read(hummings))
+    if not rows:
+        raise ValueError(f"{hummings}: no rows to calibrate on")
+    pick = [rows[i] for i in np.unique(np.linspace(0, len(rows) - 1, min(clips, len(rows))).round().astype(int))]
+    sr = int(getattr(fingerprinter.feature_config, "sr", 16000))
+    parts = []
+    for r in pick:
+        y = _audio.load(r.path, sr=sr)
+        if r.audio_type == "original" and r.end is not None:
+            y = y[int(float(r.start or 0.0) * sr):int(float(r.end) * sr)]
+        w, _ = fingerprinter.windows(fingerprinter.features(y, sr))
+        if len(w):
+            parts.append(w)
+    if not parts:
+        raise ValueError(f"{hummings}: no clip long enough for one window")
+    w = np.concatenate(parts)
+    keep = np.unique(np.linspace(0, len(w) - 1, min(max_windows, len(w))).round().astype(int))
+    return np.ascontiguousarray(w[keep], dtype=np.float32)
+
+
+def int8_calibration(checkpoint: str | os.PathLike, hummings: str | os.PathLike, **kw) -> dict:
+    """The int8 ranges of the model in ``checkpoint`` (:func:`chadml.models.quant.calibrate`) over
+    :func:`calibration_windows` of the corpus manifest ``hummings``."""
+    fp = load_fingerprinter(checkpoint)
+    return calibrate(fp.model, calibration_windows(hummings, fp, **kw))
+
+
+def export_model(checkpoint: str | os.PathLike, out: str | os.PathLike, *, card: dict | None = None,
+                 int8_ranges: dict | None = None) -> dict:
+    """Write ``checkpoint`` as a release model: fp16 weights, no optimiser state, with ``card`` (and the
+    model's ``int8_ranges``, :mod:`chadml.models.quant`) in its ``extra``; returns ``{"path", "bytes",
+    "model_id"}``. The file is a normal checkpoint: :func:`chadml.models.load_fingerprinter` reads it
+    (weights in fp32 again; int8 inference where ranges are given)."""
     state = load_checkpoint(checkpoint)
     half = {k: (v.half() if v.is_floating_point() else v) for k, v in state["model"].items()}
     slim = {k: state[k] for k in ("format_version", "kind", "encoder_config", "feature_config", "window_config",
                                   "train_config")}
     slim.update({"model": half, "optimizer": None, "epoch": state["epoch"],
                  "history": state.get("history", [])[-1:], "rng_state": None, "extra": {"card": card or {}}})
+    if int8_ranges:
+        slim["extra"][RANGES_KEY] = {k: torch.as_tensor(v, dtype=torch.float32) for k, v in int8_ranges.items()}
     buf = io.BytesIO()
     torch.save(slim, buf)
     atomic_write_bytes(out, buf.getvalue())
@@ -157,7 +199,10 @@ def run_release(out_dir: str | os.PathLike, *, config: ReleaseConfig | None = No
     card = {"name": "chad-qbh", "config": config.to_dict(), "command": "chad train --preset release",
             "held_out_rule": "chadml.corpus.held_out (crc32(tune id) % 10 == 0)",
             "retrieval": logs[-1].get("retrieval"), "timings_s": {k: round(v, 1) for k, v in timings.items()}}
-    info = export_model(last, os.path.join(out, "chad-qbh.pt"), card=card)
+    shipped = os.path.join(out, "chad-qbh.pt")
+    export_model(last, shipped, card=card)
+    # the ranges of the model as shipped (fp16 weights), so that they are exactly those of its int8 copy
+    info = export_model(last, shipped, card=card, int8_ranges=int8_calibration(shipped, paths.hummings))
     timings["total_s"] = time.perf_counter() - t_all
     summary = {"config": config.to_dict(), "model": info, "retrieval": [lg.get("retrieval") for lg in logs],
                "seconds": {k: round(v, 1) for k, v in timings.items()}, "torch_threads": torch.get_num_threads()}

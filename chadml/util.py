@@ -31,11 +31,22 @@ def progress(iterable=None, **kw):
     return tqdm(iterable, **kw)
 
 
+def _umask() -> int:
+    old = os.umask(0o022)
+    os.umask(old)
+    return old
+
+
+_UMASK = _umask()
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike, suffix: str = "") -> Iterator[str]:
     """Yield a temporary path beside ``path``; on success fsync it and rename it over ``path``.
 
-    On an exception the temporary file is removed and ``path`` is left as it was.
+    On an exception the temporary file is removed and ``path`` is left as it was. The file gets the
+    permissions of the ``path`` it replaces, or a new file's (0666 less the umask), not the temporary
+    file's private 0600.
     """
     path = os.fspath(path)
     d = os.path.dirname(os.path.abspath(path))
@@ -46,6 +57,12 @@ def atomic_path(path: str | os.PathLike, suffix: str = "") -> Iterator[str]:
         yield tmp
         with open(tmp, "rb+") as f:
             os.fsync(f.fileno())
+        try:
+            mode = os.stat(path).st_mode & 0o7777
+        except OSError:
+            mode = 0o666 & ~_UMASK
+        with contextlib.suppress(OSError):
+            os.chmod(tmp, mode)
         os.replace(tmp, path)
         with contextlib.suppress(OSError):
             dfd = os.open(d, os.O_RDONLY)

@@ -120,7 +120,7 @@ def test_other_models_run_as_they_are():
 def test_precision(model, song):
     with pytest.raises(ValueError, match="precision"):
         Fingerprinter(model, FeatureConfig(), SHORT, precision="fp16")
-    assert PRECISIONS == ("fp32", "bf16")
+    assert PRECISIONS == ("fp32", "bf16", "int8")
     ref, _ = Fingerprinter(model, FeatureConfig(), SHORT).from_audio(song)
     bf, _ = Fingerprinter(model, FeatureConfig(), SHORT, precision="bf16").from_audio(song)
     assert bf.dtype == np.float32 and np.allclose(np.linalg.norm(bf, axis=1), 1.0, atol=1e-2)
@@ -135,7 +135,7 @@ def test_precision_from_env(monkeypatch, model):
     assert precision_from_env({}) == "fp32"
     assert precision_from_env({"CHAD_PRECISION": " BF16 "}) == "bf16"
     with pytest.raises(UsageError, match="CHAD_PRECISION"):
-        precision_from_env({"CHAD_PRECISION": "int8"})
+        precision_from_env({"CHAD_PRECISION": "int4"})
     monkeypatch.setenv("CHAD_PRECISION", "bf16")
     assert Fingerprinter(model, FeatureConfig(), SHORT).precision == "bf16"
     assert Fingerprinter(model, FeatureConfig(), SHORT, precision="fp32").precision == "fp32"   # argument wins

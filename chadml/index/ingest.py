@@ -22,7 +22,7 @@ from ..util import check_signal
 from .store import check_fps
 
 __all__ = ["AUDIO_EXTENSIONS", "find_audio_files", "song_items", "fingerprinter_id", "fingerprint_items",
-           "checked_items", "SONG_VOICING", "voiced_song"]
+           "checked_items", "SONG_VOICING", "SONG_ERRORS", "voiced_song"]
 
 log = logging.getLogger(__name__)
 
@@ -138,43 +138,108 @@ def voiced_song(y: np.ndarray, sr: int, song_id: str, where: str = "",
     return kept, part.start_s
 
 
+def _prepare(item, separator, sr: int, voicing):
+    """The work of one song before its fingerprinter: read, separate, trim. Returns ``(song_id, (the voiced
+    audio, its rate), meta)``; raises what the song's problem raises. (The features are computed after,
+    in the calling thread: torch's GEMMs round differently in other threads, and an index's fingerprints
+    must not depend on how its songs were scheduled.)"""
+    item = tuple(item)
+    if len(item) not in (2, 3):
+        raise ValueError(f"an item must be (song_id, audio or path, title), got {len(item)} fields")
+    song_id, src = item[0], item[1]
+    title = item[2] if len(item) == 3 and item[2] else None
+    path = ""
+    if isinstance(src, (str, os.PathLike)):
+        path = os.path.abspath(os.fspath(src))
+        y, y_sr = audio.load(path, sr=SAMPLE_RATE), SAMPLE_RATE
+        title = title or os.path.splitext(os.path.basename(path))[0]
+    else:
+        y, y_sr = check_signal(src, "audio"), sr
+    if len(y) == 0:
+        raise ValueError(f"song {song_id!r} has no audio")
+    y = separator.separate(y, y_sr)
+    kept, start = voiced_song(y, y_sr, song_id, path, voicing)
+    return song_id, (kept, y_sr), {"title": title or song_id, "path": path, "duration": len(y) / y_sr,
+                                   "start": start}
+
+
+#: the errors a song may raise that ``on_error="skip"`` leaves it out for
+SONG_ERRORS = (ChadError, ValueError, FileNotFoundError, RuntimeError)
+
+
 def fingerprint_items(items: Iterable, fingerprinter, separator, *, sr: int = SAMPLE_RATE,
-                      on_error: str = "raise", voicing: VoicingConfig | None = SONG_VOICING
-                      ) -> Iterator[tuple[str, np.ndarray, dict]]:
+                      on_error: str = "raise", voicing: VoicingConfig | None = SONG_VOICING,
+                      workers: int | None = None) -> Iterator[tuple[str, np.ndarray, dict]]:
     """``(song_id, fps, {"title", "path", "duration", "start"})`` of each ``(song_id, audio or path[, title])``.
 
     A path is read with :func:`chadml.audio.load` (16 kHz mono; the title defaults to its stem); an
     array is mono audio at ``sr``. Each song goes through ``separator`` (a
     :class:`chadml.separation.Separator`), is trimmed to its voiced part (:func:`voiced_song` with
     ``voicing``; ``start``: where that part begins, in seconds) and then goes through
-    ``fingerprinter.from_audio``. ``on_error``: "raise", or "skip" (a song that cannot be read or
-    fingerprinted, or is silent or too little voiced, is left out with a warning).
+    ``fingerprinter.from_audio``. ``on_error``: "raise", or "skip" (a song that cannot be
+    read or fingerprinted, or is silent or too little voiced, is left out with a warning).
+
+    ``workers``: threads that read, separate and trim the next songs (a few ahead at most) while this one
+    is fingerprinted (those steps and the encoder release the GIL); None: the CPUs this process may use
+    (:func:`chadml.models.threads.available_cpus`), 0 or 1: one song after the other. Songs come out in
+    their order whatever ``workers`` is, with the same fingerprints.
     """
-    for item in items:
-        item = tuple(item)
-        if len(item) not in (2, 3):
-            raise ValueError(f"an item must be (song_id, audio or path, title), got {len(item)} fields")
-        song_id, src = item[0], item[1]
-        title = item[2] if len(item) == 3 and item[2] else None
-        path = ""
+    from ..models.threads import available_cpus
+    workers = available_cpus() if workers is None else int(workers)
+    prep = lambda item: _prepare(item, separator, sr, voicing)    # noqa: E731
+    if workers <= 1:
+        results = (_attempt(prep, item) for item in items)
+        yield from _encoded(results, fingerprinter, on_error)
+        return
+    from collections import deque
+    from concurrent.futures import ThreadPoolExecutor
+    with ThreadPoolExecutor(workers, thread_name_prefix="chad-ingest") as pool:
+        ahead: deque = deque()
+        it = iter(items)
+
+        def fill():
+            while len(ahead) < 2 * workers:
+                try:
+                    item = next(it)
+                except StopIteration:
+                    return
+                ahead.append((item, pool.submit(_attempt, prep, item)))
+
+        def results():
+            fill()
+            while ahead:
+                _, fut = ahead.popleft()
+                fill()
+                yield fut.result()
+
         try:
-            if isinstance(src, (str, os.PathLike)):
-                path = os.path.abspath(os.fspath(src))
-                y, y_sr = audio.load(path, sr=SAMPLE_RATE), SAMPLE_RATE
-                title = title or os.path.splitext(os.path.basename(path))[0]
-            else:
-                y, y_sr = check_signal(src, "audio"), sr
-            if len(y) == 0:
-                raise ValueError(f"song {song_id!r} has no audio")
-            y = separator.separate(y, y_sr)
-            kept, start = voiced_song(y, y_sr, song_id, path, voicing)
-            fps, _ = fingerprinter.from_audio(kept, sr=y_sr)
-        except (ChadError, ValueError, FileNotFoundError, RuntimeError) as exc:
+            yield from _encoded(results(), fingerprinter, on_error)
+        finally:
+            for _, fut in ahead:
+                fut.cancel()
+
+
+def _attempt(prep, item):
+    """``prep(item)``, or ``(song_id, the exception)`` where the song raised one of :data:`SONG_ERRORS`."""
+    try:
+        return prep(item)
+    except SONG_ERRORS as exc:
+        sid = tuple(item)[0] if isinstance(item, (tuple, list)) and len(item) else None
+        return sid, exc, None
+
+
+def _encoded(results, fingerprinter, on_error):
+    for song_id, voiced, meta in results:
+        try:
+            if isinstance(voiced, BaseException):
+                raise voiced
+            fps, _ = fingerprinter.from_audio(*voiced)
+        except SONG_ERRORS as exc:
             if on_error == "raise":
                 raise
             log.warning("skipping song %r: %s", song_id, exc)
             continue
-        yield song_id, fps, {"title": title or song_id, "path": path, "duration": len(y) / y_sr, "start": start}
+        yield song_id, fps, meta
 
 
 def checked_items(items: Iterable, *, dim: int, window_config: dict, existing: set[str], on_exists: str,

@@ -19,8 +19,9 @@ from ..features import FeatureConfig, WindowConfig
 from ..util import atomic_write_bytes
 from .encoder import Fingerprinter, ResNet18Encoder
 from .pretrained import BUILTIN, resolve_model
+from .quant import RANGES_KEY
 
-__all__ = ["FORMAT_VERSION", "save_checkpoint", "load_checkpoint", "build_model", "load_fingerprinter", "model_id",
+__all__ = ["FORMAT_VERSION", "save_checkpoint", "load_checkpoint", "build_model", "load_fingerprinter", "int8_ranges", "model_id",
            "checkpoint_id"]
 
 FORMAT_VERSION = 1
@@ -91,7 +92,14 @@ def load_fingerprinter(path: str | os.PathLike, *, device=None):
     return Fingerprinter(model, FeatureConfig.from_dict(state["feature_config"]),
                          WindowConfig.from_dict(state["window_config"]), device=device,
                          model_id=model_id(state["encoder_config"], state["feature_config"],
-                                           state["window_config"], state["model"]))
+                                           state["window_config"], state["model"]),
+                         int8_ranges=int8_ranges(state))
+
+
+def int8_ranges(state: dict) -> dict | None:
+    """The int8 activation ranges a checkpoint's state carries (:mod:`chadml.models.quant`), or None."""
+    r = (state.get("extra") or {}).get(RANGES_KEY)
+    return dict(r) if isinstance(r, dict) and r else None
 
 
 def model_id(encoder_config: dict, feature_config: dict, window_config: dict, state_dict) -> str:

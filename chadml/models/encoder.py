@@ -228,20 +228,20 @@ def model_device(model: nn.Module) -> torch.device:
 
 
 #: the precisions a :class:`Fingerprinter` runs its encoder in
-PRECISIONS = ("fp32", "bf16")
+PRECISIONS = ("fp32", "bf16", "int8")
 #: the environment variable giving a :class:`Fingerprinter`'s default precision (one of PRECISIONS)
 PRECISION_ENV = "CHAD_PRECISION"
 
 
-def precision_from_env(environ: Mapping[str, str] | None = None) -> str:
-    """The precision ``CHAD_PRECISION`` asks for, "fp32" when unset; another value is a UsageError.
+def precision_from_env(environ: Mapping[str, str] | None = None, default: str = "fp32") -> str:
+    """The precision ``CHAD_PRECISION`` asks for, ``default`` when unset; another value is a UsageError.
 
     >>> precision_from_env({}), precision_from_env({"CHAD_PRECISION": "bf16"})
     ('fp32', 'bf16')
     """
     raw = (os.environ if environ is None else environ).get(PRECISION_ENV, "").strip().lower()
     if not raw:
-        return "fp32"
+        return default
     if raw not in PRECISIONS:
         raise UsageError(f"{PRECISION_ENV} must be one of {', '.join(PRECISIONS)}, got {raw!r}")
     return raw
@@ -362,10 +362,17 @@ class Fingerprinter:
         :class:`ResNet18Encoder` always run as they are.
 
     precision : str, optional
-        "fp32", or "bf16": the encoder under ``torch.autocast`` in bfloat16, where the device computes
-        it natively (:func:`bf16_supported`; elsewhere "bf16" runs fp32). Lossy: fingerprints differ
-        from fp32 by about 2e-3 per element (``bench/README.md``: its effect on retrieval, and the
-        speed). ``None`` (the default): the environment variable ``CHAD_PRECISION``, else "fp32".
+        "fp32"; "bf16": the encoder under ``torch.autocast`` in bfloat16, where the device computes
+        it natively (:func:`bf16_supported`; elsewhere "bf16" runs fp32), fingerprints within about
+        2e-3 per element of fp32; "int8": the encoder's static int8 copy
+        (:mod:`chadml.models.quant`, built from ``int8_ranges``; on a CPU without torch's int8 kernels
+        it runs fp32), fingerprints within a cosine of about 0.999 of fp32, several times faster
+        (``bench/README.md``: retrieval and speed of each). ``None`` (the default): the environment
+        variable ``CHAD_PRECISION``, else "int8" when the model comes with ``int8_ranges`` (the shipped
+        model does), else "fp32".
+    int8_ranges : dict, optional
+        The model's calibrated int8 activation ranges (a checkpoint's ``extra["int8_ranges"]``,
+        :func:`chadml.models.quant.calibrate`); needed for "int8".
 
     Making one also caps torch's CPU threads for the process (:func:`chadml.models.threads.cap_threads`:
     ``CHAD_THREADS``, or no more than the CPUs the process may use).
@@ -379,15 +386,26 @@ class Fingerprinter:
 
     def __init__(self, model: nn.Module, feature_config: Any, window_config: Any,
                  device: str | torch.device | None = None, *, batch_size: int = 256,
-                 model_id: str | None = None, fast: bool = True, precision: str | None = None) -> None:
+                 model_id: str | None = None, fast: bool = True, precision: str | None = None,
+                 int8_ranges: Mapping[str, torch.Tensor] | None = None) -> None:
         if not isinstance(model, nn.Module):
             raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
         if device is not None:
             model.to(device)
         if precision is None:
-            precision = precision_from_env()
+            precision = precision_from_env(default="int8" if int8_ranges else "fp32")
+            if precision == "int8" and not int8_ranges:
+                raise UsageError(f"{PRECISION_ENV}=int8 needs a model with int8 ranges (the shipped model, or "
+                                 "one exported by `chad train --preset release`); this model has none")
         elif precision not in PRECISIONS:
             raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
+        elif precision == "int8" and not int8_ranges:
+            raise ValueError("precision 'int8' needs int8_ranges (chadml.models.quant.calibrate)")
+        if precision == "int8" and not isinstance(model, ResNet18Encoder):
+            raise ValueError(f"precision 'int8' needs a ResNet18Encoder, got {type(model).__name__}")
+        self.int8_ranges = dict(int8_ranges) if int8_ranges else None
+        self._int8_model: nn.Module | None = None
+        self._int8_key: tuple | None = None
         cap_threads()
         self.model = model.eval()
         self.precision = precision
@@ -432,8 +450,22 @@ class Fingerprinter:
             self._fast_model, self._fast_key = self.model.inference_copy(), key
         return self._fast_model
 
+    def int8_encoder(self) -> nn.Module | None:
+        """The model's int8 copy (built on first use and again when its weights change), or None where it
+        cannot run (not precision "int8", a model off the CPU, no int8 kernels in this torch)."""
+        from .quant import int8_supported, quantize
+        if self.precision != "int8" or model_device(self.model).type != "cpu" or not int8_supported():
+            return None
+        key = tuple((t.data_ptr(), t._version) for t in (*self.model.parameters(), *self.model.buffers()))
+        if self._int8_model is None or key != self._int8_key:
+            self._int8_model, self._int8_key = quantize(self.model, self.int8_ranges), key
+        return self._int8_model
+
     def encode(self, windows: np.ndarray) -> np.ndarray:
         """Fingerprints ``(n, dim)`` float32 of feature windows ``(n, F, Wf)`` (see :func:`fingerprint`)."""
+        q = self.int8_encoder()
+        if q is not None:
+            return fingerprint(q, windows, batch_size=self.batch_size)
         model = self.encoder()
         dev = model_device(model)
         if self.precision == "bf16" and bf16_supported(dev):
