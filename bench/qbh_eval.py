@@ -88,12 +88,15 @@ def song_list(eval_dir: str, limit: int | None = None) -> list:
 
 
 def model_index(eval_dir: str, ckpt: str, songs: list, tag: str = "") -> str:
-    """The index of ``songs`` made with the model ``ckpt`` (built once, then reused): its directory."""
+    """The index of ``songs`` made with the model ``ckpt`` (built once, then reused): its directory; its
+    name has the fingerprinter's precision where it is not fp32 (``CHAD_PRECISION``; the shipped model
+    runs int8 by default)."""
     from chadml.index import SongIndex
-    from chadml.models import checkpoint_id, load_fingerprinter
-    idx_dir = os.path.join(eval_dir, "index-" + checkpoint_id(ckpt) + tag)
+    from chadml.models import load_fingerprinter
+    fp = load_fingerprinter(ckpt)
+    prec = "" if fp.precision == "fp32" else f"-{fp.precision}"
+    idx_dir = os.path.join(eval_dir, "index-" + fp.model_id + prec + tag)
     if not os.path.isdir(idx_dir):
-        fp = load_fingerprinter(ckpt)
         idx = SongIndex.create(idx_dir, fingerprinter=fp, model_path=ckpt)
         idx.add_songs(songs, fp, progress_bar=True)
     return idx_dir

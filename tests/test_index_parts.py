@@ -192,3 +192,35 @@ def test_cli_errors_name_the_flag(tmp_path, capsys):
     out = capsys.readouterr().out
     assert out.startswith("index ") and "songs         2" in out
     assert main(["index"]) == 2 and "ACTION" in capsys.readouterr().out
+
+
+def test_ingest_workers_give_the_songs_in_order_with_the_same_fingerprints(tmp_path, caplog):
+    """Reading and trimming the next songs on worker threads changes neither the order, the fingerprints
+    nor which songs are skipped (and why)."""
+    import soundfile as sf
+    from chadml.index.ingest import fingerprint_items
+    from chadml.separation import get_separator
+    from _searchkit import melody, tiny_fingerprinter
+    rng = np.random.default_rng(0)
+    items = []
+    for i in range(7):
+        if i == 3:
+            items.append((f"s{i}", np.zeros(16000 * 5, np.float32)))         # silent: skipped
+        elif i == 5:
+            items.append((f"s{i}", str(tmp_path / "missing.flac")))          # unreadable: skipped
+        else:
+            p = tmp_path / f"s{i}.flac"
+            sf.write(p, melody(rng, 6.0 + i), 16000)
+            items.append((f"s{i}", str(p), f"T{i}"))
+    fp, sep = tiny_fingerprinter(), get_separator("identity")
+    runs = {}
+    for w in (1, 3):
+        caplog.clear()
+        runs[w] = list(fingerprint_items(items, fp, sep, on_error="skip", workers=w))
+        runs[w, "log"] = sorted(r.getMessage() for r in caplog.records if r.levelname == "WARNING")
+    assert [s for s, _, _ in runs[1]] == [s for s, _, _ in runs[3]] == ["s0", "s1", "s2", "s4", "s6"]
+    for (a, fa, ma), (b, fb, mb) in zip(runs[1], runs[3]):
+        assert np.array_equal(fa, fb) and ma == mb
+    assert runs[1, "log"] == runs[3, "log"] and len(runs[1, "log"]) == 2
+    with pytest.raises(Exception, match="silent"):
+        list(fingerprint_items(items, fp, sep, workers=2))

@@ -126,3 +126,4 @@ def test_atomic_writes_keep_permissions(tmp_path):
     os.chmod(p, 0o640)
     atomic_write_bytes(p, b"b")
     assert stat.S_IMODE(os.stat(p).st_mode) == 0o640 and p.read_bytes() == b"b"
+
