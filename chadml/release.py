@@ -59,10 +59,10 @@ class ReleaseConfig:
     hummers: int = 2                      # hummings per fragment: a group is the original + these
     song_seconds: tuple = (30.0, 50.0)
     humming_seconds: tuple = (6.0, 14.0)
-    hum_styles: tuple = HUM_STYLES[:7]     # every style but "choir"
+    hum_styles: tuple = HUM_STYLES
     channel_p: float = 0.3                # share of queries through a phone-like channel
     test_fraction: float = 0.05           # songs kept out of training for the fragment-retrieval log
-    iterations: int = 1                   # loop iterations after M_0 (mining the covers)
+    iterations: int = 0                   # loop iterations after M_0 (mining the covers; `chad train --loop N`)
     epochs0: int = 40
     epochs: int = 20
     steps_per_epoch: int = 100
@@ -160,6 +160,18 @@ def export_model(checkpoint: str | os.PathLike, out: str | os.PathLike, *, card:
     return {"path": os.fspath(out), "bytes": os.path.getsize(out), "model_id": mid}
 
 
+def _earlier_seconds(meta_path: str, config: ReleaseConfig) -> dict:
+    """The stage times an earlier run into the same folder recorded, where it had this configuration."""
+    try:
+        with open(meta_path, encoding="utf-8") as f:
+            prev = json.load(f)
+    except (OSError, ValueError):
+        return {}
+    if not isinstance(prev, dict) or prev.get("config") != config.to_dict():
+        return {}
+    return {k: float(v) for k, v in (prev.get("seconds") or {}).items() if isinstance(v, (int, float))}
+
+
 def run_release(out_dir: str | os.PathLike, *, config: ReleaseConfig | None = None, progress: bool = True,
                 device: str | None = None, log=None) -> dict:
     """Run (or resume) the release training into ``out_dir``; returns the summary (``release.json``).
@@ -172,6 +184,8 @@ def run_release(out_dir: str | os.PathLike, *, config: ReleaseConfig | None = No
     meta_path = os.path.join(out, "release.json")
     t_all = time.perf_counter()
     timings: dict[str, float] = {}
+    # a resumed run adds its time to the time the earlier runs of the same configuration recorded
+    before = _earlier_seconds(meta_path, config)
     log(f"release 1/3: corpus of {config.n_songs} training tunes (held-out tunes excluded)")
     t = time.perf_counter()
     tunes = training_tunes(config.n_songs)
@@ -180,7 +194,7 @@ def run_release(out_dir: str | os.PathLike, *, config: ReleaseConfig | None = No
                          test_fraction=config.test_fraction, song_seconds=config.song_seconds,
                          humming_seconds=config.humming_seconds, hum_styles=config.hum_styles,
                          channel_p=config.channel_p)
-    timings["corpus_s"] = time.perf_counter() - t
+    timings["corpus_s"] = time.perf_counter() - t + before.get("corpus_s", 0.0)
     log(f"release 2/3: M_0 and {config.iterations} loop iteration(s)")
     t = time.perf_counter()
     lcfg = LoopConfig(iterations=config.iterations, epochs0=config.epochs0, epochs=config.epochs,
@@ -193,7 +207,7 @@ def run_release(out_dir: str | os.PathLike, *, config: ReleaseConfig | None = No
                                     "formant_db": config.formant_db, "front": config.front})
     logs = run_loop(SongTable.read(paths.songs), Manifest.read(paths.hummings), os.path.join(out, "loop"),
                     config=lcfg, progress=progress, device=device)
-    timings["train_s"] = time.perf_counter() - t
+    timings["train_s"] = time.perf_counter() - t + before.get("train_s", 0.0)
     last = os.path.join(out, "loop", f"M{config.iterations}.pt")
     log("release 3/3: export")
     card = {"name": "chad-qbh", "config": config.to_dict(), "command": "chad train --preset release",
@@ -203,7 +217,7 @@ def run_release(out_dir: str | os.PathLike, *, config: ReleaseConfig | None = No
     export_model(last, shipped, card=card)
     # the ranges of the model as shipped (fp16 weights), so that they are exactly those of its int8 copy
     info = export_model(last, shipped, card=card, int8_ranges=int8_calibration(shipped, paths.hummings))
-    timings["total_s"] = time.perf_counter() - t_all
+    timings["total_s"] = time.perf_counter() - t_all + before.get("total_s", 0.0)
     summary = {"config": config.to_dict(), "model": info, "retrieval": [lg.get("retrieval") for lg in logs],
                "seconds": {k: round(v, 1) for k, v in timings.items()}, "torch_threads": torch.get_num_threads()}
     atomic_write_text(meta_path, json.dumps(summary, indent=1, sort_keys=True))

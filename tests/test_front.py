@@ -118,3 +118,24 @@ def test_front_input_checks():
     with pytest.raises(ValueError, match="must be"):
         TimbreFront("whiten")(torch.zeros(84))
     assert set(FRONTS) == {"none", "whiten", "salience"}
+
+
+@pytest.mark.parametrize("kind", ["salience", "whiten"])
+def test_fingerprinter_runs_the_front_once_per_frame_with_the_same_fingerprints(kind):
+    """from_features puts a clip's frames through the front once and cuts windows after: the same
+    fingerprints as the windows through the whole model, also for a clip shorter than one window."""
+    from chadml.features import SHORT, FeatureConfig
+    from chadml.models import Fingerprinter
+    torch.manual_seed(1)
+    m = ResNet18Encoder(width=4, front=kind).eval()
+    fp = Fingerprinter(m, FeatureConfig(), SHORT, batch_size=7)
+    rng = np.random.default_rng(2)
+    for frames in (300, 40):
+        feats = rng.random((84, frames)).astype(np.float32)
+        a, sa = fp.from_features(feats)
+        w, sb = fp.windows(feats)
+        b = fp.encode(w)
+        assert a.shape == b.shape and np.array_equal(sa, sb)
+        np.testing.assert_allclose(a, b, atol=1e-6)
+    with pytest.raises(ValueError, match="NaN"):
+        fp.from_features(np.full((84, 200), np.nan, np.float32))

@@ -39,6 +39,15 @@ def test_release_run_exports_a_loadable_fp16_model(tiny_release):
     y = np.sin(2 * np.pi * 220 * np.arange(4 * 16000) / 16000).astype(np.float32)
     fps, _ = fp.from_audio(y, sr=16000)
     assert fps.shape[1] == 128 and np.isfinite(fps).all()
+    # the export carries the int8 ranges of the model as shipped: it fingerprints in int8 by default
+    from chadml.models import quant
+    ranges = state["extra"][quant.RANGES_KEY]
+    assert ranges and all(v.dtype == torch.float32 and v.shape == (2,) for v in ranges.values())
+    if quant.int8_supported() and not os.environ.get("CHAD_PRECISION"):
+        assert fp.precision == "int8" and fp.int8_encoder() is not None
+        from chadml.models import Fingerprinter
+        ref, _ = Fingerprinter(fp.model, fp.feature_config, fp.window_config, precision="fp32").from_audio(y, 16000)
+        assert float((fps * ref).sum(1).min()) > 0.95
 
 
 def test_release_never_trains_on_held_out_tunes(tiny_release):
@@ -57,6 +66,17 @@ def test_release_resumes_without_redoing_work(tiny_release):
     again = release.run_release(out, config=TINY, progress=False)
     assert again["model"]["model_id"] == first["model"]["model_id"]
     assert os.path.getmtime(os.path.join(out, "loop", "M0.pt")) == before
+    # the resumed run adds its seconds to those the first run recorded (the card tells the whole time)
+    for k in ("corpus_s", "train_s", "total_s"):
+        assert again["seconds"][k] >= first["seconds"][k]
+
+
+def test_loop_flag_goes_with_the_release_preset(tmp_path, capsys):
+    from chadml.cli.main import main
+    assert main(["train", "--data", "x.csv", "--out", str(tmp_path / "m.pt"), "--loop", "1"]) == 2
+    assert "--loop goes with --preset release" in capsys.readouterr().err
+    assert main(["train", "--preset", "release", "--out", str(tmp_path / "r"), "--loop", "-1"]) == 2
+    assert "--loop must be an integer >= 0" in capsys.readouterr().err
 
 
 def test_release_config_round_trip_and_budgets_in_steps():

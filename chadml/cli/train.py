@@ -27,6 +27,10 @@ def register(sub) -> None:
                    help="release: build the model chad ships, from scratch (corpus of the built-in tunes minus "
                         "the held-out ones, varied voices, M_0 and the loop, fp16 export; budgets in steps; "
                         "resumes when rerun; see chadml.release). Takes no --data")
+    p.add_argument("--loop", type=int, default=None, metavar="N",
+                   help="with --preset release: iterations of the paper's semi-supervised loop after M_0 (mine "
+                        "the covers with M_i, train M_i+1 on hummings + mined groups); default: the preset's "
+                        "(0: M_1 found fewer unseen-voice queries than M_0, see chadml/assets/MODEL_CARD.md)")
     p.add_argument("--features", choices=("cqt", "crepe"), default="cqt", help="input features (%(default)s)")
     p.add_argument("--crepe-model", choices=("full", "tiny"), default="full",
                    help="the CREPE network for --features crepe (%(default)s)")
@@ -80,11 +84,20 @@ def run(args: argparse.Namespace) -> int:
     if args.preset is not None:
         if args.data is not None:
             raise UsageError("--preset release builds its own data: drop --data")
-        from ..release import run_release
-        summary = run_release(args.out, progress=not getattr(args, "quiet", False), device=args.device,
-                              log=lambda m: print(m, flush=True))
+        import dataclasses
+
+        from ..release import RELEASE, run_release
+        config = RELEASE
+        if args.loop is not None:
+            if isinstance(args.loop, bool) or args.loop < 0:
+                raise UsageError(f"--loop must be an integer >= 0, got {args.loop}")
+            config = dataclasses.replace(RELEASE, iterations=int(args.loop))
+        summary = run_release(args.out, config=config, progress=not getattr(args, "quiet", False),
+                              device=args.device, log=lambda m: print(m, flush=True))
         print(json.dumps({"model": summary["model"], "seconds": summary["seconds"]}))
         return 0
+    if args.loop is not None:
+        raise UsageError("--loop goes with --preset release (the loop of a run on your data: `chad loop`)")
     if args.data is None:
         raise UsageError("--data is required (or --preset release)")
 

@@ -167,6 +167,11 @@ class ResNet18Encoder(nn.Module):
             raise ValueError(f"x must be non-empty in batch, frequency and time, got {tuple(x.shape)}")
         if self.front is not None:
             x = self.front(x)
+        return self.after_front(x)
+
+    def after_front(self, x: torch.Tensor) -> torch.Tensor:
+        """The network after its front: ``(B, C, F, Wf)`` windows that went through ``front`` -> the
+        fingerprints (no checks: :meth:`forward` is the public entry)."""
         x = self.maxpool(F.relu(self.bn1(self.conv1(x)), inplace=True))
         x = self.layer4(self.layer3(self.layer2(self.layer1(x))))
         x = torch.flatten(F.adaptive_avg_pool2d(x, 1), 1)
@@ -478,9 +483,48 @@ class Fingerprinter:
         return make_windows(features, self.window_config, self.feature_config.frame_rate)
 
     def from_features(self, features: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Fingerprints ``(n, dim)`` float32 and window starts ``(n,)`` in seconds of ``(F, T)`` features."""
-        w, starts = self.windows(features)
-        return self.encode(w), np.asarray(starts, dtype=np.float64)
+        """Fingerprints ``(n, dim)`` float32 and window starts ``(n,)`` in seconds of ``(F, T)`` features.
+
+        With a timbre front (:class:`chadml.models.front.TimbreFront`) on the CPU, the front runs once
+        over the clip's frames and the windows are cut from its output (each frame is in 12 windows at
+        chad's hop): the same fingerprints as :meth:`encode` of the windows, to float rounding, with a
+        twelfth of the front's work."""
+        front = getattr(self.model, "front", None)
+        if (not self.fast or front is None or front.kind == "none" or not isinstance(self.model, ResNet18Encoder)
+                or self.device.type != "cpu"):
+            w, starts = self.windows(features)
+            return self.encode(w), np.asarray(starts, dtype=np.float64)
+        w, starts = self.windows(np.asarray(features)[:1])            # checks, and the window starts
+        return self._encode_per_frame(front, np.asarray(features, np.float32), len(w)), \
+            np.asarray(starts, dtype=np.float64)
+
+    @torch.no_grad()
+    def _encode_per_frame(self, front, features: np.ndarray, n: int) -> np.ndarray:
+        from ..features.windows import window_starts
+        rate = self.feature_config.frame_rate
+        win, _ = self.window_config.frames(rate)
+        if not np.isfinite(features).all():
+            raise ValueError("windows contain NaN or infinite values")
+        x = features if features.shape[1] >= win else np.pad(features, ((0, 0), (0, win - features.shape[1])))
+        maps = front.per_frame(torch.from_numpy(np.ascontiguousarray(x))[None])[0]       # (C, F, T)
+        starts = window_starts(features.shape[1], self.window_config, rate)
+        view = maps.unfold(2, win, 1)                                                   # (C, F, T-win+1, win)
+        q = self.int8_encoder()
+        if q is not None:
+            run = q.after_front
+        else:
+            model = self.encoder()
+            run = model.after_front if isinstance(model, ResNet18Encoder) else None
+        out = []
+        for i in range(0, n, self.batch_size):
+            idx = torch.from_numpy(np.asarray(starts[i:i + self.batch_size], np.int64))
+            xb = front.scale_windows_(view[:, :, idx].permute(2, 0, 1, 3).contiguous())
+            if self.precision == "bf16" and q is None and bf16_supported("cpu"):
+                with torch.autocast("cpu", dtype=torch.bfloat16):
+                    out.append(run(xb).float())
+            else:
+                out.append(run(xb).float())
+        return torch.cat(out).numpy() if out else np.zeros((0, self.dim), np.float32)
 
     def from_audio(self, audio: np.ndarray, sr: int = 16000) -> tuple[np.ndarray, np.ndarray]:
         """Fingerprints ``(n, dim)`` float32 and window starts ``(n,)`` in seconds of a mono waveform."""

@@ -65,6 +65,14 @@ class TimbreFront(nn.Module):
         return 2 if self.kind == "salience" else 1
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.scale_windows_(self.per_frame(x))
+
+    def per_frame(self, x: torch.Tensor) -> torch.Tensor:
+        """The front of every frame, before the salience's per-window scaling: ``(B, F, T)`` or
+        ``(B, 1, F, T)`` -> ``(B, out_channels, F, T)``. Everything here is per frame (column), so a whole
+        clip's frames can go through it once and be cut into windows after (what
+        :meth:`chadml.models.Fingerprinter.from_features` does: each frame is in 12 windows at chad's hop);
+        :meth:`scale_windows_` then finishes each window."""
         if x.ndim == 4:
             if x.shape[1] != 1:
                 raise ValueError(f"x must have one channel, got shape {tuple(x.shape)}")
@@ -75,18 +83,27 @@ class TimbreFront(nn.Module):
             return x.unsqueeze(1)
         b, f, t = x.shape
         # local mean over one octave of frequency, per frame (edges: the mean of the bins that exist)
-        xt = x.transpose(1, 2).reshape(b * t, 1, f)
-        env = F.avg_pool1d(xt, self.width, stride=1, padding=self.width // 2, count_include_pad=False)
-        w = torch.relu(xt - env).reshape(b, t, f).transpose(1, 2)
-        if self.kind == "whiten":
-            return w.unsqueeze(1)
-        s = torch.zeros_like(w)
-        for off, a in zip(self.offsets, self.weights):
-            if off < f:
-                s[:, : f - off] += a * w[:, off:]
-        top = s.amax(dim=(1, 2), keepdim=True)
-        s = s / torch.clamp(top, min=1e-6)
-        return torch.stack([w, s], dim=1)
+        env = F.avg_pool2d(x.unsqueeze(1), (self.width, 1), stride=1, padding=(self.width // 2, 0),
+                           count_include_pad=False)[:, 0]
+        out = torch.empty((b, self.out_channels, f, t), dtype=x.dtype, device=x.device)
+        w = out[:, 0]
+        torch.sub(x, env, out=w)
+        w.clamp_(min=0)
+        if self.kind == "salience":
+            s = out[:, 1]
+            s.copy_(w)                                   # harmonic 1, weight 1
+            for off, a in zip(self.offsets[1:], self.weights[1:]):
+                if off < f:
+                    s[:, : f - off].add_(w[:, off:], alpha=a)
+        return out
+
+    def scale_windows_(self, y: torch.Tensor) -> torch.Tensor:
+        """Scale the salience channel of each window ``(B, C, F, T)`` (in place) so that its largest value
+        is 1; returns ``y``. Other fronts: ``y`` unchanged."""
+        if self.kind == "salience":
+            s = y[:, 1]
+            s.div_(torch.clamp(s.amax(dim=(1, 2), keepdim=True), min=1e-6))
+        return y
 
     def extra_repr(self) -> str:
         return f"kind={self.kind!r}, bins_per_octave={self.bins_per_octave}"

@@ -115,6 +115,10 @@ class Int8Encoder(nn.Module):
             x = x.unsqueeze(1)
         if self.front is not None:
             x = self.front(x)
+        return self.after_front(x)
+
+    def after_front(self, x: torch.Tensor) -> torch.Tensor:
+        """The int8 network after the front: ``(B, C, F, Wf)`` fronted windows -> fingerprints."""
         return F.normalize(self.trunk(x.float().contiguous()), dim=1)
 
 
