@@ -34,8 +34,10 @@ import os
 import time
 from dataclasses import dataclass, field
 
+import numpy as np
 import torch
 
+from . import audio
 from .config import from_dict
 from .corpus import HUM_STYLES, build_corpus, held_out, load_tunes
 from .data import Manifest, SongTable
@@ -106,12 +108,10 @@ def training_tunes(n: int, *, cache_dir=None) -> list:
 
 
 def calibration_windows(hummings: str | os.PathLike, fingerprinter, *, clips: int = 64,
-                        max_windows: int = 2048) -> "np.ndarray":
+                        max_windows: int = 2048) -> np.ndarray:
     """Fixed feature windows to calibrate a model's int8 ranges on: ``clips`` rows of a corpus manifest
     (``hummings.csv``: hummings and the original fragments they sing), evenly spaced in its order, their
     windows evenly thinned to at most ``max_windows``. The same corpus gives the same windows."""
-    import numpy as np
-    from . import audio as _audio
     rows = list(Manifest.read(hummings))
     if not rows:
         raise ValueError(f"{hummings}: no rows to calibrate on")
@@ -119,7 +119,7 @@ def calibration_windows(hummings: str | os.PathLike, fingerprinter, *, clips: in
     sr = int(getattr(fingerprinter.feature_config, "sr", 16000))
     parts = []
     for r in pick:
-        y = _audio.load(r.path, sr=sr)
+        y = audio.load(r.path, sr=sr)
         if r.audio_type == "original" and r.end is not None:
             y = y[int(float(r.start or 0.0) * sr):int(float(r.end) * sr)]
         w, _ = fingerprinter.windows(fingerprinter.features(y, sr))

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import logging
 import os
+from collections import deque
+from concurrent.futures import ThreadPoolExecutor
 from typing import Iterable, Iterator
 
 import numpy as np
@@ -18,6 +20,7 @@ from ..data import SongTable
 from ..errors import ChadError, UsageError
 from ..features.voicing import VoicingConfig, trim_to_voiced
 from ..models import model_id
+from ..models.threads import available_cpus
 from ..util import check_signal
 from .store import check_fps
 
@@ -184,15 +187,12 @@ def fingerprint_items(items: Iterable, fingerprinter, separator, *, sr: int = SA
     (:func:`chadml.models.threads.available_cpus`), 0 or 1: one song after the other. Songs come out in
     their order whatever ``workers`` is, with the same fingerprints.
     """
-    from ..models.threads import available_cpus
     workers = available_cpus() if workers is None else int(workers)
     prep = lambda item: _prepare(item, separator, sr, voicing)    # noqa: E731
     if workers <= 1:
         results = (_attempt(prep, item) for item in items)
         yield from _encoded(results, fingerprinter, on_error)
         return
-    from collections import deque
-    from concurrent.futures import ThreadPoolExecutor
     with ThreadPoolExecutor(workers, thread_name_prefix="chad-ingest") as pool:
         ahead: deque = deque()
         it = iter(items)

@@ -29,7 +29,9 @@ from torch import nn
 
 from ..errors import UsageError
 from ..features import extract_features, make_windows
+from ..features.windows import window_starts
 from .front import FRONTS, TimbreFront
+from .quant import int8_supported, quantize
 from .threads import cap_threads
 
 __all__ = ["fold_conv_bn_", "BasicBlock", "ResNet18Encoder", "fingerprint", "Fingerprinter", "model_device", "PRECISIONS",
@@ -458,7 +460,6 @@ class Fingerprinter:
     def int8_encoder(self) -> nn.Module | None:
         """The model's int8 copy (built on first use and again when its weights change), or None where it
         cannot run (not precision "int8", a model off the CPU, no int8 kernels in this torch)."""
-        from .quant import int8_supported, quantize
         if self.precision != "int8" or model_device(self.model).type != "cpu" or not int8_supported():
             return None
         key = tuple((t.data_ptr(), t._version) for t in (*self.model.parameters(), *self.model.buffers()))
@@ -500,7 +501,6 @@ class Fingerprinter:
 
     @torch.no_grad()
     def _encode_per_frame(self, front, features: np.ndarray, n: int) -> np.ndarray:
-        from ..features.windows import window_starts
         rate = self.feature_config.frame_rate
         win, _ = self.window_config.frames(rate)
         if not np.isfinite(features).all():

@@ -22,6 +22,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.ao.quantization import QConfig, QConfigMapping
+from torch.ao.quantization.observer import MinMaxObserver, default_per_channel_weight_observer
+from torch.ao.quantization.quantize_fx import convert_fx, prepare_fx
 
 __all__ = ["RANGES_KEY", "int8_supported", "calibrate", "quantize", "Int8Encoder"]
 
@@ -52,15 +55,12 @@ class _Trunk(nn.Module):
 
 
 def _qconfig_mapping():
-    from torch.ao.quantization import QConfig, QConfigMapping
-    from torch.ao.quantization.observer import MinMaxObserver, default_per_channel_weight_observer
     # reduce_range: 7-bit activations, what fbgemm needs on CPUs without VNNI to avoid overflow
     act = MinMaxObserver.with_args(dtype=torch.quint8, reduce_range=True)
     return QConfigMapping().set_global(QConfig(activation=act, weight=default_per_channel_weight_observer))
 
 
 def _prepared(model: nn.Module, example: torch.Tensor):
-    from torch.ao.quantization.quantize_fx import prepare_fx
     trunk = _Trunk(copy.deepcopy(model).float().eval()).eval()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")     # torch.ao.quantization's deprecation notes
@@ -68,8 +68,8 @@ def _prepared(model: nn.Module, example: torch.Tensor):
 
 
 def _check_encoder(model: nn.Module) -> None:
-    from .encoder import ResNet18Encoder
-    if not isinstance(model, ResNet18Encoder):
+    # the encoder's layout (chadml.models.encoder.ResNet18Encoder, which imports this module)
+    if not all(hasattr(model, a) for a in ("front", "conv1", "layer4", "fc", "after_front")):
         raise TypeError(f"model must be a ResNet18Encoder, got {type(model).__name__}")
 
 
@@ -129,7 +129,6 @@ def quantize(model: nn.Module, ranges: Mapping[str, torch.Tensor]) -> Int8Encode
     _check_encoder(model)
     if not isinstance(ranges, Mapping) or not ranges:
         raise ValueError("ranges must be a non-empty dict of activation ranges (chadml.models.quant.calibrate)")
-    from torch.ao.quantization.quantize_fx import convert_fx
     model = model.eval()
     f = model.front
     ch = f.out_channels if f is not None else model.in_channels
