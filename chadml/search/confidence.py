@@ -170,12 +170,13 @@ class Calibration:
         return from_dict(cls, d, "Calibration")
 
 
-_FITTED_ON = ("the built-in corpus (music21's O'Neill/Ryan/Aird/Nottingham tunes; never essenFolksong; no query "
-              "of a release-held-out tune in the fit): an index of the demo's 80 songs (chad demo) made with the "
-              "release model (chad-qbh, model 428bd625fe2bc0c0; f0-dtw: an F0 index of the same songs, CREPE "
-              "tiny); right answers: fresh hums (mm/oo/la/da/na/doo, 30% through a phone channel) of its 20 test "
-              "songs; negatives: hums of 45 tunes not in the index, and wrong answers; noise, beeps and silence "
-              "are refused by their voicing before any model")
+_FITTED_ON = ("the built-in corpus (music21's O'Neill/Ryan/Aird/Nottingham tunes; never essenFolksong; tunes that "
+              "neither the release training nor the held-out evaluation uses: training_tunes(1200)[1000:]): an "
+              "index of 100 of their songs made with the release model (chad-qbh, model 81ce11c48c671402); right "
+              "answers: hums of those songs (every hum style, 30% through a phone channel); negatives: hums of "
+              "the other 100 songs, and wrong answers (bench/fit_calibration.py); noise, beeps and silence are "
+              "refused by their voicing before any model; f0-dtw: fitted earlier, on an F0 index of the demo's "
+              "songs (CREPE tiny)")
 
 
 def _default(rerank: str, coef: tuple, threshold: float = 0.5, **stats) -> Calibration:
@@ -184,16 +185,14 @@ def _default(rerank: str, coef: tuple, threshold: float = 0.5, **stats) -> Calib
 
 #: the calibrations used when an index has no ``calibration.json`` of its own, by re-ranker
 #: (:data:`chadml.search.RERANKERS`, and ``"f0-dtw"`` for :class:`chadml.search.F0DtwSearcher`). ``stats``:
-#: the fit's counts, and on disjoint data (the demo's 57 held-out hums, clean and padded with 5 s of
-#: silence or noise, 285 queries; hums of 60 other tunes; 36 noises, beeps and silences) the share of right
-#: answers reported confident and of the queries with no right answer reported not confident
+#: the fit's counts and shares (right answers reported confident; queries with no right answer reported not
+#: confident); on the independent set of ``bench/qbh_eval.py`` (disjoint tunes, FluidSynth voices too) see
+#: ``bench/README.md`` (``qbh_robust.py confidence``)
 DEFAULT_CALIBRATIONS = {
-    "pearson": _default("pearson", (-3.225, 0.734, 3.502), positives=108, negatives=135,
-                        eval_right_confident=0.950, eval_wrong_confident=0.0, eval_out_of_catalogue_not_confident=0.967,
-                        eval_noise_beeps_silence_not_confident=1.0),
-    "dtw": _default("dtw", (-3.109, 1.04, 3.886), positives=107, negatives=136,
-                    eval_right_confident=0.950, eval_wrong_confident=0.0, eval_out_of_catalogue_not_confident=0.983,
-                    eval_noise_beeps_silence_not_confident=1.0),
+    "pearson": _default("pearson", (-5.461, 3.833, 2.42), positives=200, negatives=199,
+                        positives_confident=0.970, negatives_not_confident=0.975),
+    "dtw": _default("dtw", (-3.886, 3.224, 2.64), positives=200, negatives=199,
+                    positives_confident=0.960, negatives_not_confident=0.960),
     # the f0 + DTW matcher is right on only a quarter of these hums: its threshold is where 95 % of the fit's
     # queries with no right answer stay under it (so it is confident less often, and rarely wrongly)
     "f0-dtw": _default("f0-dtw", (-1.883, -0.859, 4.391), threshold=0.782, positives=27, negatives=216,
