@@ -27,7 +27,6 @@ Example
 from __future__ import annotations
 
 import dataclasses
-import io
 import json
 import logging
 import os
@@ -43,9 +42,9 @@ from .corpus import HUM_STYLES, build_corpus, held_out, load_tunes
 from .data import Manifest, SongTable
 from .loop import LoopConfig, run_loop
 from .mining import MiningConfig
-from .models import load_checkpoint, load_fingerprinter, model_id
+from .models import load_checkpoint, load_fingerprinter, model_id, write_state
 from .models.quant import RANGES_KEY, calibrate
-from .util import atomic_write_bytes, atomic_write_text
+from .util import atomic_write_text
 
 __all__ = ["ReleaseConfig", "RELEASE", "run_release", "export_model", "training_tunes", "calibration_windows",
            "int8_calibration"]
@@ -153,9 +152,7 @@ def export_model(checkpoint: str | os.PathLike, out: str | os.PathLike, *, card:
                  "history": state.get("history", [])[-1:], "rng_state": None, "extra": {"card": card or {}}})
     if int8_ranges:
         slim["extra"][RANGES_KEY] = {k: torch.as_tensor(v, dtype=torch.float32) for k, v in int8_ranges.items()}
-    buf = io.BytesIO()
-    torch.save(slim, buf)
-    atomic_write_bytes(out, buf.getvalue())
+    write_state(out, slim)
     mid = model_id(slim["encoder_config"], slim["feature_config"], slim["window_config"], half)
     return {"path": os.fspath(out), "bytes": os.path.getsize(out), "model_id": mid}
 

@@ -21,7 +21,7 @@ from .encoder import Fingerprinter, ResNet18Encoder
 from .pretrained import BUILTIN, resolve_model
 from .quant import RANGES_KEY
 
-__all__ = ["FORMAT_VERSION", "save_checkpoint", "load_checkpoint", "build_model", "load_fingerprinter", "int8_ranges", "model_id",
+__all__ = ["FORMAT_VERSION", "save_checkpoint", "write_state", "load_checkpoint", "build_model", "load_fingerprinter", "int8_ranges", "model_id",
            "checkpoint_id"]
 
 FORMAT_VERSION = 1
@@ -45,6 +45,12 @@ def save_checkpoint(path: str | os.PathLike, *, model, feature_config, window_co
         "rng_state": rng_state,
         "extra": extra or {},
     }
+    return write_state(path, state)
+
+
+def write_state(path: str | os.PathLike, state: dict) -> str:
+    """Write a checkpoint's state dict (:func:`save_checkpoint`'s, or one derived from a read one, such as a
+    release export) atomically with ``torch.save``; returns the path."""
     buf = io.BytesIO()
     torch.save(state, buf)
     atomic_write_bytes(path, buf.getvalue())
