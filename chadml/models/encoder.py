@@ -17,6 +17,7 @@ Example
 """
 from __future__ import annotations
 
+import contextlib
 import copy
 import os
 from math import gcd
@@ -174,10 +175,14 @@ class ResNet18Encoder(nn.Module):
     def after_front(self, x: torch.Tensor) -> torch.Tensor:
         """The network after its front: ``(B, C, F, Wf)`` windows that went through ``front`` -> the
         fingerprints (no checks: :meth:`forward` is the public entry)."""
+        return F.normalize(self.project(x), dim=1)
+
+    def project(self, x: torch.Tensor) -> torch.Tensor:
+        """Stem, four stages, pooling and projection of fronted windows, before the L2 normalisation (the
+        part :mod:`chadml.models.quant` runs in int8)."""
         x = self.maxpool(F.relu(self.bn1(self.conv1(x)), inplace=True))
         x = self.layer4(self.layer3(self.layer2(self.layer1(x))))
-        x = torch.flatten(F.adaptive_avg_pool2d(x, 1), 1)
-        return F.normalize(self.fc(x), dim=1)
+        return self.fc(torch.flatten(F.adaptive_avg_pool2d(x, 1), 1))
 
     def inference_copy(self) -> "ResNet18Encoder":
         """A copy for fast CPU inference: eval mode, no gradients, each BatchNorm folded into the conv
@@ -467,17 +472,23 @@ class Fingerprinter:
             self._int8_model, self._int8_key = quantize(self.model, self.int8_ranges), key
         return self._int8_model
 
-    def encode(self, windows: np.ndarray) -> np.ndarray:
-        """Fingerprints ``(n, dim)`` float32 of feature windows ``(n, F, Wf)`` (see :func:`fingerprint`)."""
+    def _runner(self) -> tuple[nn.Module, Any]:
+        """The module that computes the fingerprints at this precision and the context it runs in: the int8
+        copy; or :meth:`encoder` under bf16 autocast where asked for and native; or :meth:`encoder`."""
         q = self.int8_encoder()
         if q is not None:
-            return fingerprint(q, windows, batch_size=self.batch_size)
+            return q, contextlib.nullcontext()
         model = self.encoder()
         dev = model_device(model)
         if self.precision == "bf16" and bf16_supported(dev):
-            with torch.autocast(dev.type, dtype=torch.bfloat16):
-                return fingerprint(model, windows, batch_size=self.batch_size)
-        return fingerprint(model, windows, batch_size=self.batch_size)
+            return model, torch.autocast(dev.type, dtype=torch.bfloat16)
+        return model, contextlib.nullcontext()
+
+    def encode(self, windows: np.ndarray) -> np.ndarray:
+        """Fingerprints ``(n, dim)`` float32 of feature windows ``(n, F, Wf)`` (see :func:`fingerprint`)."""
+        model, context = self._runner()
+        with context:
+            return fingerprint(model, windows, batch_size=self.batch_size)
 
     def windows(self, features: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """``(windows (n, F, Wf), starts_s (n,))`` of a ``(F, T)`` feature matrix."""
@@ -509,21 +520,13 @@ class Fingerprinter:
         maps = front.per_frame(torch.from_numpy(np.ascontiguousarray(x))[None])[0]       # (C, F, T)
         starts = window_starts(features.shape[1], self.window_config, rate)
         view = maps.unfold(2, win, 1)                                                   # (C, F, T-win+1, win)
-        q = self.int8_encoder()
-        if q is not None:
-            run = q.after_front
-        else:
-            model = self.encoder()
-            run = model.after_front if isinstance(model, ResNet18Encoder) else None
+        model, context = self._runner()          # the int8 copy or the inference copy: both have after_front
         out = []
-        for i in range(0, n, self.batch_size):
-            idx = torch.from_numpy(np.asarray(starts[i:i + self.batch_size], np.int64))
-            xb = front.scale_windows_(view[:, :, idx].permute(2, 0, 1, 3).contiguous())
-            if self.precision == "bf16" and q is None and bf16_supported("cpu"):
-                with torch.autocast("cpu", dtype=torch.bfloat16):
-                    out.append(run(xb).float())
-            else:
-                out.append(run(xb).float())
+        with context:
+            for i in range(0, n, self.batch_size):
+                idx = torch.from_numpy(np.asarray(starts[i:i + self.batch_size], np.int64))
+                xb = front.scale_windows_(view[:, :, idx].permute(2, 0, 1, 3).contiguous())
+                out.append(model.after_front(xb).float())
         return torch.cat(out).numpy() if out else np.zeros((0, self.dim), np.float32)
 
     def from_audio(self, audio: np.ndarray, sr: int = 16000) -> tuple[np.ndarray, np.ndarray]:

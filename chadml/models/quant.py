@@ -40,18 +40,19 @@ def int8_supported() -> bool:
 
 
 class _Trunk(nn.Module):
-    """The encoder after its front: stem, four stages, pooling, projection (no checks: FX traces it)."""
+    """The encoder after its front and before its normalisation, as a module of its own for FX to trace: the
+    encoder's submodules under the same names, run by the encoder class's own ``project`` (the layout is
+    written once, in ``ResNet18Encoder.project``)."""
 
     def __init__(self, enc: nn.Module) -> None:
         super().__init__()
         self.conv1, self.bn1, self.maxpool = enc.conv1, enc.bn1, enc.maxpool
         self.layer1, self.layer2, self.layer3, self.layer4 = enc.layer1, enc.layer2, enc.layer3, enc.layer4
         self.fc = enc.fc
+        self._project = type(enc).project
 
     def forward(self, x):
-        x = self.maxpool(F.relu(self.bn1(self.conv1(x))))
-        x = self.layer4(self.layer3(self.layer2(self.layer1(x))))
-        return self.fc(torch.flatten(F.adaptive_avg_pool2d(x, 1), 1))
+        return self._project(self, x)
 
 
 def _qconfig_mapping():
@@ -69,7 +70,7 @@ def _prepared(model: nn.Module, example: torch.Tensor):
 
 def _check_encoder(model: nn.Module) -> None:
     # the encoder's layout (chadml.models.encoder.ResNet18Encoder, which imports this module)
-    if not all(hasattr(model, a) for a in ("front", "conv1", "layer4", "fc", "after_front")):
+    if not all(hasattr(model, a) for a in ("front", "conv1", "layer4", "fc", "project")):
         raise TypeError(f"model must be a ResNet18Encoder, got {type(model).__name__}")
 
 
