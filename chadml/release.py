@@ -60,7 +60,7 @@ class ReleaseConfig:
     hummers: int = 2                      # hummings per fragment: a group is the original + these
     song_seconds: tuple = (30.0, 50.0)
     humming_seconds: tuple = (6.0, 14.0)
-    hum_styles: tuple = HUM_STYLES
+    hum_styles: tuple = ("mm", "oo", "la", "da", "na", "doo", "whistle", "choir")
     channel_p: float = 0.3                # share of queries through a phone-like channel
     test_fraction: float = 0.05           # songs kept out of training for the fragment-retrieval log
     iterations: int = 0                   # loop iterations after M_0 (mining the covers; `chad train --loop N`)

@@ -24,12 +24,63 @@ def _median_midi(y, fmax=2600.0):
     return float(librosa.hz_to_midi(np.median(f0)))
 
 
-@pytest.mark.parametrize("style", corpus.HUM_STYLES)
+def _sampled_ok() -> bool:
+    try:
+        fluid.training_soundfonts()
+        return True
+    except fluid.FluidSynthUnavailable:
+        return False
+
+
+@pytest.mark.parametrize("style", [s for s in corpus.HUM_STYLES if s not in corpus.SAMPLED_STYLES])
 def test_each_style_hums_the_notes_in_its_register(style):
     y = corpus.hum(_notes(), 0.0, 4.0, 0.0, np.random.default_rng(3), style=style)
     assert y.dtype == np.float32 and len(y) == 4 * SR and np.isfinite(y).all()
     expect = np.median(60 + SCALE) + (corpus.WHISTLE_SHIFT if style == "whistle" else 0.0)
     assert abs(_median_midi(y) - expect) < 1.0
+
+
+@pytest.mark.skipif(not _sampled_ok(), reason="fluidsynth / training soundfonts not installed (.ci/run installs them)")
+@pytest.mark.parametrize("style", corpus.SAMPLED_STYLES)
+def test_sampled_styles_play_the_notes_with_a_training_soundfont(style, monkeypatch):
+    """A sampled query is the amateur's notes played by a program of the style's table, in the program's
+    octave, from a training soundfont (never an evaluation one)."""
+    calls = []
+    real = fluid.render_notes
+
+    def spy(pitch, onset, dur, total, **kw):
+        calls.append(kw)
+        return real(pitch, onset, dur, total, **kw)
+
+    monkeypatch.setattr(fluid, "render_notes", spy)
+    table = fluid.TRAINING_VOICES if style == "sampled" else fluid.TRAINING_INSTRUMENTS
+    seen = set()
+    for seed in range(3):
+        y = corpus.hum(_notes(), 0.0, 4.0, 0.0, np.random.default_rng(seed), style=style)
+        assert y.dtype == np.float32 and len(y) == 4 * SR and np.isfinite(y).all() and np.abs(y).max() > 0.05
+        kw = calls[-1]
+        assert kw["soundfont"] in fluid.training_soundfonts() and kw["program"] in table
+        assert "FluidR3" not in kw["soundfont"] and "MuseScore" not in kw["soundfont"]
+        expect = np.median(60 + SCALE) + table[kw["program"]]
+        assert abs(_median_midi(y, fmax=4000.0) - expect) < 3.0     # the register: no octave off
+        seen.add(kw["program"])
+    assert len(seen) > 1                                   # the program is drawn per query
+
+
+def test_training_soundfonts_refuse_evaluation_ones(monkeypatch, tmp_path):
+    monkeypatch.setenv("CHAD_TRAIN_SOUNDFONTS", "/usr/share/sounds/sf2/FluidR3_GM.sf2")
+    with pytest.raises(fluid.FluidSynthUnavailable, match="evaluation voice source"):
+        fluid.training_soundfonts()
+    link = tmp_path / "mine.sf2"                           # also through a link to it
+    link.symlink_to("/usr/share/sounds/sf3/MuseScore_General.sf3")
+    monkeypatch.setenv("CHAD_TRAIN_SOUNDFONTS", str(link))
+    with pytest.raises(fluid.FluidSynthUnavailable, match="evaluation voice source"):
+        fluid.training_soundfonts()
+    monkeypatch.setenv("CHAD_TRAIN_SOUNDFONTS", str(tmp_path / "none.sf2"))
+    with pytest.raises(fluid.FluidSynthUnavailable, match="timgm6mb-soundfont"):
+        fluid.training_soundfonts()
+    with pytest.raises(fluid.FluidSynthUnavailable, match="timgm6mb-soundfont"):
+        corpus.build_corpus(tmp_path / "c", n_songs=1, hum_styles=("mm", "sampled"))
 
 
 def test_mm_is_the_demo_humming_unchanged():
@@ -69,6 +120,8 @@ def test_choir_is_several_voices_in_unison_with_a_weak_fundamental(monkeypatch):
 def test_bad_style_is_named():
     with pytest.raises(ValueError, match="style must be one of"):
         corpus.hummer_voice(np.random.default_rng(0), "yodel")
+    with pytest.raises(ValueError, match="sampled voice"):
+        corpus.hummer_voice(np.random.default_rng(0), "sampled")
 
 
 def test_phone_channel_removes_low_rumble():

@@ -31,7 +31,7 @@ from .plans import (Performance, Segment, Song, cover_alignment, make_song, pitc
 from .truth import same_music_beats, same_music_times
 from .tunes import (COLLECTIONS, HELD_OUT_MODULUS, held_out, MIN_BEATS, MIN_NOTES, RESERVED, TUNE_CACHE_VERSION, Tune, check_collections,
                     default_cache_dir, load_tune, load_tunes, tune_notes_json)
-from .voice import (CHOIR_VOICES, HOP, HUM_STYLES, VOWEL_NAMES, VOWELS, WHISTLE_SHIFT, Notes, Singer, amateur_notes, choir, hum, hummer_voice,
+from .voice import (CHOIR_VOICES, HOP, HUM_STYLES, SAMPLED_STYLES, VOWEL_NAMES, VOWELS, WHISTLE_SHIFT, Notes, Singer, amateur_notes, choir, hum, hummer_voice,
                     phone_channel, render, room_and_noise)
 
 __all__ = ["COLLECTIONS", "RESERVED", "Tune", "load_tunes", "default_cache_dir", "Singer", "Notes", "render",
@@ -40,6 +40,6 @@ __all__ = ["COLLECTIONS", "RESERVED", "Tune", "load_tunes", "default_cache_dir",
            # the pieces of the builder, for tests and experiments
            "CORPUS_FORMAT_VERSION", "TUNE_CACHE_VERSION", "MIN_NOTES", "MIN_BEATS", "check_collections", "HOP",
            "VOWEL_NAMES", "hum", "Performance", "Segment", "Song", "make_song", "sing", "plan_original",
-           "plan_cover", "cover_alignment", "score_map", "pitch_centre", "HUM_STYLES", "CHOIR_VOICES", "WHISTLE_SHIFT", "choir", "hummer_voice",
+           "plan_cover", "cover_alignment", "score_map", "pitch_centre", "HUM_STYLES", "SAMPLED_STYLES", "CHOIR_VOICES", "WHISTLE_SHIFT", "choir", "hummer_voice",
            "phone_channel", "room_and_noise", "amateur_notes", "held_out", "HELD_OUT_MODULUS", "plan_song",
            "original_notes", "derived_rng", "song_slug", "phrase_starts"]

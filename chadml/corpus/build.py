@@ -28,7 +28,8 @@ from ..data import FragmentRow, Manifest, SongRow, SongTable
 from ..util import atomic_write_text, progress
 from .plans import cover_alignment, make_song, pitch_centre, plan_cover, plan_original, score_map, sing
 from .tunes import COLLECTIONS, Tune, check_collections, load_tunes, tune_notes_json
-from .voice import HUM_STYLES, Notes, Singer, hum, render
+from . import fluid
+from .voice import HUM_STYLES, SAMPLED_STYLES, Notes, Singer, hum, render
 
 __all__ = ["CorpusPaths", "build_corpus", "CORPUS_FORMAT_VERSION", "plan_song", "original_notes", "derived_rng",
            "song_slug", "phrase_starts"]
@@ -263,6 +264,8 @@ def build_corpus(out_dir: str | os.PathLike, *, n_songs: int = 100, n_covers: in
     bad = [s for s in hum_styles if s not in HUM_STYLES]
     if not hum_styles or bad:
         raise ValueError(f"hum_styles must be a non-empty subset of {HUM_STYLES}, got {hum_styles!r}")
+    if any(s in SAMPLED_STYLES for s in hum_styles):
+        fluid.training_soundfonts()          # fluidsynth and a training soundfont, or one line saying so
     if not 0.0 <= float(channel_p) <= 1.0:
         raise ValueError(f"channel_p must be in [0, 1], got {channel_p!r}")
     if ext not in (".flac", ".wav"):

@@ -29,13 +29,25 @@ import numpy as np
 from .. import audio
 from ..errors import ChadError
 
-__all__ = ["PROGRAMS", "FluidSynthUnavailable", "find_soundfont", "midi_file", "render_notes", "available"]
+__all__ = ["PROGRAMS", "FluidSynthUnavailable", "find_soundfont", "midi_file", "render_notes", "available",
+           "TRAINING_SOUNDFONTS", "EVALUATION_SOUNDFONTS", "TRAINING_VOICES", "TRAINING_INSTRUMENTS",
+           "training_soundfonts"]
 
 # General-MIDI programs (0-based) that stand for a voice humming or singing, or a whistle
 PROGRAMS = {"choir_aahs": 52, "voice_oohs": 53, "synth_voice": 54, "whistle": 78, "ocarina": 79,
             "recorder": 74, "flute": 73}
 SOUNDFONTS = ("/usr/share/sounds/sf2/FluidR3_GM.sf2", "/usr/share/sounds/sf2/default-GM.sf2",
               "/usr/share/soundfonts/default.sf2", "/usr/share/soundfonts/FluidR3_GM.sf2")
+# The soundfonts release training renders sampled voices with (Debian: timgm6mb-soundfont, csound-soundfont):
+# their samples differ from FluidR3's. FluidR3 and MuseScore General (which shares most of FluidR3's voice
+# samples) are the evaluation's voice sources: training refuses them.
+TRAINING_SOUNDFONTS = ("/usr/share/sounds/sf2/TimGM6mb.sf2", "/usr/share/sounds/sf2/sf_GMbank.sf2")
+EVALUATION_SOUNDFONTS = ("FluidR3", "MuseScore", "default-GM")
+# training programs and the octave they sound in (semitones above a sung voice): voice-like samples ...
+TRAINING_VOICES = {52: 0, 53: 0, 54: 0, 78: 12, 79: 24, 85: 0, 91: 0}   # TimGM6mb's whistle stops near C7
+# ... and melodic instruments (one line, no chords): a melody in any timbre is the same melody
+TRAINING_INSTRUMENTS = {40: 0, 41: 0, 42: -12, 56: 0, 57: -12, 60: 0, 64: 12, 65: 0, 66: 0, 68: 0, 69: 0,
+                        70: -12, 71: 0, 72: 12, 73: 12, 74: 12, 75: 12, 77: 12, 80: 0, 81: 0, 21: 0, 22: 0}
 _TPQ = 480            # ticks per quarter note; tempo 120 bpm -> 960 ticks per second
 _TICKS_PER_S = 960.0
 _BEND_RANGE = 2.0     # semitones (the GM default)
@@ -54,6 +66,24 @@ def find_soundfont(path: str | None = None) -> str:
         raise FluidSynthUnavailable(f"soundfont not found: {path}")
     raise FluidSynthUnavailable("no General-MIDI soundfont found (apt-get install fluid-soundfont-gm, or set "
                                 "CHAD_SOUNDFONT)")
+
+
+def training_soundfonts() -> tuple[str, ...]:
+    """The installed :data:`TRAINING_SOUNDFONTS` (``$CHAD_TRAIN_SOUNDFONTS``, ``:``-separated, replaces
+    the list); an evaluation soundfont (:data:`EVALUATION_SOUNDFONTS`, also through a link) is refused,
+    and none installed is a :class:`FluidSynthUnavailable` with the install command."""
+    env = os.environ.get("CHAD_TRAIN_SOUNDFONTS", "")
+    cands = [c for c in env.split(":") if c] if env else list(TRAINING_SOUNDFONTS)
+    for c in cands:
+        real = os.path.basename(os.path.realpath(c))
+        if any(e.lower() in os.path.basename(c).lower() or e.lower() in real.lower() for e in EVALUATION_SOUNDFONTS):
+            raise FluidSynthUnavailable(f"CHAD_TRAIN_SOUNDFONTS: {c} is an evaluation voice source; training "
+                                        f"never renders with {', '.join(EVALUATION_SOUNDFONTS)}")
+    found = tuple(c for c in cands if os.path.isfile(c))
+    if shutil.which("fluidsynth") is None or not found:
+        raise FluidSynthUnavailable("the sampled training voices need fluidsynth and a training soundfont "
+                                    "(apt-get install fluidsynth timgm6mb-soundfont csound-soundfont)")
+    return found
 
 
 def available() -> bool:

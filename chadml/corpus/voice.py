@@ -22,9 +22,10 @@ from dataclasses import dataclass
 import numpy as np
 
 from .. import audio
+from . import fluid
 
 __all__ = ["VOWELS", "VOWEL_NAMES", "HOP", "Singer", "Notes", "render", "hum", "HUM_STYLES", "CHOIR_VOICES", "WHISTLE_SHIFT",
-           "hummer_voice", "choir", "phone_channel", "room_and_noise", "amateur_notes"]
+           "hummer_voice", "choir", "SAMPLED_STYLES", "phone_channel", "room_and_noise", "amateur_notes"]
 
 # vowel formants (Hz) and bandwidths for an adult male voice; singers scale them (women ~1.15)
 VOWELS = {
@@ -290,7 +291,8 @@ def _background(n: int, rng, sr: int) -> np.ndarray:
     return (x / (x.std() + 1e-12)).astype(np.float32)
 
 
-HUM_STYLES = ("mm", "oo", "la", "da", "na", "doo", "whistle", "choir")
+HUM_STYLES = ("mm", "oo", "la", "da", "na", "doo", "whistle", "choir", "sampled", "instrument")
+SAMPLED_STYLES = ("sampled", "instrument")   # rendered by FluidSynth from recorded samples (fluid.py)
 CHOIR_VOICES = (3, 6)     # a "choir" query: this many voices (inclusive) in unison
 WHISTLE_SHIFT = 24.0      # a whistle sounds about two octaves above a sung voice (0.8-2 kHz)
 
@@ -301,6 +303,8 @@ def hummer_voice(rng: np.random.Generator, style: str = "mm") -> Singer:
     (an almost pure tone with breath noise); ``"choir"`` gives one voice of the ensemble (:func:`choir`)."""
     if style not in HUM_STYLES:
         raise ValueError(f"style must be one of {HUM_STYLES}, got {style!r}")
+    if style in SAMPLED_STYLES:
+        raise ValueError(f"style {style!r} is a sampled voice (hum renders it with FluidSynth), not a Singer")
     v = Singer.random(rng, hummer=True)
     if style == "mm":
         return v
@@ -346,12 +350,37 @@ def hum(notes: Notes, fs: float, fe: float, key_shift: float, rng, sr: int = aud
     ``style``: the voice (:func:`hummer_voice`; a whistle is :data:`WHISTLE_SHIFT` semitones higher);
     ``channel``: also a phone-like channel (:func:`phone_channel`)."""
     L = fe - fs
+    if style in SAMPLED_STYLES:
+        return _sampled(notes, fs, fe, key_shift, rng, sr, style, channel)
     hn = amateur_notes(notes, fs, fe, key_shift + (WHISTLE_SHIFT if style == "whistle" else 0.0), rng)
     if style == "choir":
         y = choir(hn, L, rng, sr)
     else:
         hummer = hummer_voice(rng, style) if style != "mm" else Singer.random(rng, hummer=True)
         y = render(hn, hummer, L, rng, sr=sr, drift_cents=rng.uniform(20, 70))
+    if channel:
+        y = phone_channel(y, rng, sr)
+    return room_and_noise(y, rng, sr)
+
+
+def _sampled(notes: Notes, fs: float, fe: float, key_shift: float, rng, sr: int, style: str,
+             channel: bool) -> np.ndarray:
+    """:func:`hum` for the sampled styles: the amateur's notes played by FluidSynth with a General-MIDI
+    voice (``"sampled"``: choir, voice, whistle-like programs) or melodic instrument (``"instrument"``)
+    of a training soundfont (:func:`chadml.corpus.fluid.training_soundfonts`), in that program's octave."""
+    sf2 = fluid.training_soundfonts()
+    table = fluid.TRAINING_VOICES if style == "sampled" else fluid.TRAINING_INSTRUMENTS
+    progs = sorted(table)
+    program = progs[int(rng.integers(len(progs)))]
+    soundfont = sf2[int(rng.integers(len(sf2)))]
+    hn = amateur_notes(notes, fs, fe, key_shift + table[program], rng)
+    y = fluid.render_notes(hn.pitch, hn.onset, np.maximum(hn.sound_end - hn.onset, 0.05), fe - fs,
+                           program=program, sr=sr, soundfont=soundfont,
+                           velocity=np.clip(96 * hn.gain, 40, 127).astype(int))
+    if len(hn.pitch) and not np.any(np.abs(y) > 1e-4):   # a program without samples in this register
+        y = fluid.render_notes(hn.pitch - table[program], hn.onset, np.maximum(hn.sound_end - hn.onset, 0.05),
+                               fe - fs, program=53, sr=sr, soundfont=soundfont,
+                               velocity=np.clip(96 * hn.gain, 40, 127).astype(int))
     if channel:
         y = phone_channel(y, rng, sr)
     return room_and_noise(y, rng, sr)
