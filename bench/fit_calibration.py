@@ -1,7 +1,7 @@
 """Fit the built-in confidence calibrations (``chadml.search.confidence.DEFAULT_CALIBRATIONS``) for a model.
 
 The data comes from the built-in corpus only, from tunes that neither the release training
-(``chadml.release.training_tunes(1000)``) nor the independent evaluation (held-out tunes) nor music21's
+(``chadml.release.training_tunes(RELEASE.n_songs)``) nor the independent evaluation (held-out tunes) nor music21's
 essenFolksong ever use: the next 200 training tunes. 100 of their songs are indexed; the positives are hums
 of those songs (every hum style, 30 % through a phone channel), the negatives hums of the other 100 songs
 (no right answer in the index) and the positives whose best match is wrong. Prints the coefficients and the
@@ -29,11 +29,12 @@ def main(argv=None) -> int:
     from chadml.data import Manifest, SongTable
     from chadml.index import SongIndex, song_items
     from chadml.models import load_fingerprinter
-    from chadml.release import training_tunes
+    from chadml.release import RELEASE, training_tunes
     from chadml.search import Searcher
     from chadml.search.confidence import calibrate
 
-    tunes = training_tunes(1000 + a.songs)[1000:]          # never in the release training corpus
+    n = RELEASE.n_songs
+    tunes = training_tunes(n + a.songs)[n:]                # never in the release training corpus
     paths = build_corpus(os.path.join(a.out, "corpus"), tunes=tunes, n_songs=len(tunes), n_covers=0,
                          hummings_per_song=2, hummers=1, seed=11, test_fraction=0.5, song_seconds=(40.0, 70.0),
                          humming_seconds=(8.0, 15.0), hum_styles=HUM_STYLES, channel_p=0.3)

@@ -10,7 +10,8 @@
 - ``queries/hum``: a humming of each song by the built-in hummer (8-15 s, another key and tempo feel),
 - ``queries/fluid``: a fragment of each song by FluidSynth's General-MIDI voices (choir "aah", voice
   "ooh", synth voice; and whistle/ocarina two octaves up), with the same amateur pitch and timing
-  errors, room and noise: a synthesiser no part of chad trains on.
+  errors, room and noise, from a soundfont no part of chad trains on (release training plays the samples
+  of other soundfonts, ``chadml.corpus.fluid.TRAINING_SOUNDFONTS``, and refuses these).
 
 ``run`` indexes the references with a method and reports top-1 / top-10 / MRR and seconds per query for
 each query kind. FluidSynth uses the system's General-MIDI soundfont, or ``$CHAD_SOUNDFONT`` (another

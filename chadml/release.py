@@ -54,17 +54,17 @@ __all__ = ["ReleaseConfig", "RELEASE", "run_release", "export_model", "training_
 class ReleaseConfig:
     """What the release model is trained on, and for how long (steps, not minutes)."""
 
-    n_songs: int = 1000                   # training tunes (held-out tunes excluded)
+    n_songs: int = 2000                   # training tunes (held-out tunes excluded)
     n_covers: int = 1                     # cover versions per song (the C part, for the loop's mining)
     hummings_per_song: int = 4
     hummers: int = 2                      # hummings per fragment: a group is the original + these
     song_seconds: tuple = (30.0, 50.0)
     humming_seconds: tuple = (6.0, 14.0)
-    hum_styles: tuple = ("mm", "oo", "la", "da", "na", "doo", "whistle", "choir")
+    hum_styles: tuple = HUM_STYLES        # every style, the sampled ones too (fluidsynth + training soundfonts)
     channel_p: float = 0.3                # share of queries through a phone-like channel
     test_fraction: float = 0.05           # songs kept out of training for the fragment-retrieval log
     iterations: int = 0                   # loop iterations after M_0 (mining the covers; `chad train --loop N`)
-    epochs0: int = 40
+    epochs0: int = 60
     epochs: int = 20
     steps_per_epoch: int = 100
     batch_size: int = 32

@@ -1,10 +1,14 @@
-"""A second voice source: melodies rendered by FluidSynth with a General-MIDI soundfont.
+"""Melodies rendered by FluidSynth from the recorded samples of General-MIDI soundfonts.
 
-The built-in synthesiser (:mod:`chadml.corpus.voice`) is the only voice chad trains on; a model judged on
-it alone may have learned its timbre rather than the melody. This module renders the same note events
-with another engine, for evaluation: choir, voice, whistle-like and wind programs of a General-MIDI
-soundfont (Debian: ``apt-get install fluidsynth fluid-soundfont-gm``), with per-note pitch errors written
-as MIDI pitch bends, uneven timing and the same room and background noise as the built-in hummer.
+The same note events as the built-in synthesiser (:mod:`chadml.corpus.voice`) sing, played by programs of a
+soundfont, with per-note pitch errors written as MIDI pitch bends, uneven timing and the same room and
+background noise as the built-in hummer. Two uses, kept apart by soundfont:
+
+- training: the sampled hum styles (``"sampled"``, ``"instrument"``) play :data:`TRAINING_SOUNDFONTS`
+  (Debian: ``apt-get install fluidsynth timgm6mb-soundfont csound-soundfont``), real recorded voices and
+  instruments that the numpy singer cannot imitate; :func:`training_soundfonts` refuses the evaluation ones;
+- evaluation (``bench/qbh_eval.py``): choir, voice and whistle-like programs of a soundfont training never
+  plays (``fluid-soundfont-gm``'s FluidR3 by default, ``$CHAD_SOUNDFONT`` for another).
 
 Nothing is downloaded: :func:`find_soundfont` looks in the usual system places, and a missing
 ``fluidsynth`` or soundfont is a :class:`FluidSynthUnavailable` with the install command.
