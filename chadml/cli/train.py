@@ -26,7 +26,8 @@ def register(sub) -> None:
     p.add_argument("--preset", choices=("release",), default=None,
                    help="release: build the model chad ships, from scratch (corpus of the built-in tunes minus "
                         "the held-out ones, varied voices, M_0 (and the loop with --loop), fp16 export with its int8 "
-                        "ranges; budgets in steps; resumes when rerun; see chadml.release). Takes no --data")
+                        "ranges; budgets in steps; resumes when rerun; see chadml.release; its sampled voices need "
+                        "apt-get install fluidsynth timgm6mb-soundfont csound-soundfont). Takes no --data")
     p.add_argument("--loop", type=int, default=None, metavar="N",
                    help="with --preset release: iterations of the paper's semi-supervised loop after M_0 (mine "
                         "the covers with M_i, train M_i+1 on hummings + mined groups); default: the preset's "
