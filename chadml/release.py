@@ -5,11 +5,13 @@
 1. renders a training corpus from the built-in tunes **minus the held-out ones**
    (:func:`chadml.corpus.held_out`, one tune in ten, kept for independent evaluation; music21's
    ``essenFolksong`` is never used), with voices far more varied than the demo's: hummed ``mm``, sung
-   syllables (oo, la, da, na, doo) and whistling two octaves up, vibrato, pitch errors and drift, uneven
-   rhythm, rooms, background noise, phone-like band limits and clipping;
-2. trains M_0 on the humming groups and, for ``iterations`` > 0, mines the covers with it and trains M_1
-   (the semi-supervised loop of the paper, :func:`chadml.loop.run_loop`); pitch augmentation over a
-   whole octave;
+   syllables (oo, la, da, na, doo), whistling two octaves up, small choirs, and the recorded voices and
+   instruments of two training soundfonts played by FluidSynth (:data:`chadml.corpus.SAMPLED_STYLES`),
+   vibrato, pitch errors and drift, uneven rhythm, rooms, background noise, phone-like band limits and
+   clipping;
+2. trains M_0 on the humming groups and, for ``iterations`` > 0 (the preset: 1), mines the covers with
+   it and trains M_1 on hummings + mined groups (the semi-supervised loop of the paper,
+   :func:`chadml.loop.run_loop`); pitch augmentation over a whole octave;
 3. exports the last model with fp16 weights (:func:`export_model`) and writes its model card, with the
    ranges of its static int8 copy (:mod:`chadml.models.quant`) calibrated on fixed clips of the training
    corpus (:func:`calibration_windows`).
@@ -63,7 +65,7 @@ class ReleaseConfig:
     hum_styles: tuple = HUM_STYLES        # every style, the sampled ones too (fluidsynth + training soundfonts)
     channel_p: float = 0.3                # share of queries through a phone-like channel
     test_fraction: float = 0.05           # songs kept out of training for the fragment-retrieval log
-    iterations: int = 0                   # loop iterations after M_0 (mining the covers; `chad train --loop N`)
+    iterations: int = 1                   # loop iterations after M_0 (mining the covers; `chad train --loop N`)
     epochs0: int = 60
     epochs: int = 20
     steps_per_epoch: int = 100

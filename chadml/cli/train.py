@@ -31,7 +31,7 @@ def register(sub) -> None:
     p.add_argument("--loop", type=int, default=None, metavar="N",
                    help="with --preset release: iterations of the paper's semi-supervised loop after M_0 (mine "
                         "the covers with M_i, train M_i+1 on hummings + mined groups); default: the preset's "
-                        "(0: M_1 found fewer unseen-voice queries than M_0, see chadml/assets/MODEL_CARD.md)")
+                        "(1: the shipped model is M_1; see chadml/assets/MODEL_CARD.md)")
     p.add_argument("--features", choices=("cqt", "crepe"), default="cqt", help="input features (%(default)s)")
     p.add_argument("--crepe-model", choices=("full", "tiny"), default="full",
                    help="the CREPE network for --features crepe (%(default)s)")

@@ -172,7 +172,7 @@ class Calibration:
 
 _FITTED_ON = ("the built-in corpus (music21's O'Neill/Ryan/Aird/Nottingham tunes; never essenFolksong; tunes that "
               "neither the release training nor the held-out evaluation uses: training_tunes(2200)[2000:]): an "
-              "index of 100 of their songs made with the release model (chad-qbh, model 5c2e31d33369f8bb); right "
+              "index of 100 of their songs made with the release model (chad-qbh, model dccf685341bd1037); right "
               "answers: hums of those songs (every hum style, 30% through a phone channel); negatives: hums of "
               "the other 100 songs, and wrong answers (bench/fit_calibration.py); noise, beeps and silence are "
               "refused by their voicing before any model; f0-dtw: fitted earlier, on an F0 index of the demo's "
@@ -189,10 +189,10 @@ def _default(rerank: str, coef: tuple, threshold: float = 0.5, **stats) -> Calib
 #: confident); on the independent set of ``bench/qbh_eval.py`` (disjoint tunes, FluidSynth voices too) see
 #: ``bench/README.md`` (``qbh_robust.py confidence``)
 DEFAULT_CALIBRATIONS = {
-    "pearson": _default("pearson", (-3.777, 2.893, 1.3), positives=199, negatives=201,
-                        positives_confident=0.920, negatives_not_confident=0.955),
-    "dtw": _default("dtw", (-2.491, 2.356, 1.176), positives=199, negatives=201,
-                    positives_confident=0.889, negatives_not_confident=0.910),
+    "pearson": _default("pearson", (-3.57, 2.456, 1.617), positives=200, negatives=200,
+                        positives_confident=0.910, negatives_not_confident=0.935),
+    "dtw": _default("dtw", (-2.627, 1.647, 2.023), positives=198, negatives=202,
+                    positives_confident=0.874, negatives_not_confident=0.916),
     # the f0 + DTW matcher is right on only a quarter of these hums: its threshold is where 95 % of the fit's
     # queries with no right answer stay under it (so it is confident less often, and rarely wrongly)
     "f0-dtw": _default("f0-dtw", (-1.883, -0.859, 4.391), threshold=0.782, positives=27, negatives=216,
