@@ -1,6 +1,6 @@
 """The independent query-by-humming evaluation: held-out tunes, and a voice source training never used.
 
-    PYTHONPATH=$PWD python bench/qbh_eval.py build --out EVAL [--songs 300]
+    PYTHONPATH=$PWD python bench/qbh_eval.py build --out EVAL [--songs 300] [--engine fluidsynth|timidity]
     PYTHONPATH=$PWD python bench/qbh_eval.py run --eval EVAL --method model:CKPT|f0-dtw|raw-cqt [--json OUT]
     PYTHONPATH=$PWD python bench/qbh_eval.py speed --eval EVAL --model CKPT --limit 100 [--queries 40]
 
@@ -39,7 +39,7 @@ from chadml.corpus import fluid  # noqa: E402
 FLUID_VOICES = (("choir_aahs", 0), ("voice_oohs", 0), ("synth_voice", 0), ("whistle", 24), ("ocarina", 24))
 
 
-def build(out: str, n_songs: int, seed: int) -> None:
+def build(out: str, n_songs: int, seed: int, engine: str = "fluidsynth") -> None:
     tunes = [t for t in corpus.load_tunes() if corpus.held_out(t.id)][:n_songs]
     print(f"{len(tunes)} held-out tunes", flush=True)
     paths = corpus.build_corpus(os.path.join(out, "refs"), tunes=tunes, n_songs=len(tunes), n_covers=0,
@@ -72,7 +72,8 @@ def build(out: str, n_songs: int, seed: int) -> None:
         shift = float(rng.uniform(-6, 6)) + octave
         hn = corpus.amateur_notes(notes, fs, fe, shift, rng)
         y = fluid.render_notes(hn.pitch, hn.onset, np.maximum(hn.sound_end - hn.onset, 0.05), fe - fs,
-                               program=fluid.PROGRAMS[voice], velocity=np.clip(96 * hn.gain, 40, 127).astype(int))
+                               program=fluid.PROGRAMS[voice], velocity=np.clip(96 * hn.gain, 40, 127).astype(int),
+                               engine=engine)
         y = corpus.room_and_noise(y, rng)
         audio.save(path, y, audio.SR)
     with open(os.path.join(out, "queries.csv"), "w", newline="") as f:
@@ -193,6 +194,8 @@ def main(argv=None):
     b.add_argument("--out", required=True)
     b.add_argument("--songs", type=int, default=300)
     b.add_argument("--seed", type=int, default=2026)
+    b.add_argument("--engine", choices=fluid.ENGINES, default="fluidsynth",
+                   help="the renderer of the soundfont queries (timidity: an engine training never uses)")
     r = sub.add_parser("run")
     r.add_argument("--eval", required=True)
     r.add_argument("--method", required=True)
@@ -207,7 +210,7 @@ def main(argv=None):
     if a.cmd == "speed":
         speed(a.eval, a.model, a.limit, a.queries)
     elif a.cmd == "build":
-        build(a.out, a.songs, a.seed)
+        build(a.out, a.songs, a.seed, a.engine)
     else:
         run(a.eval, a.method, a.json, limit=a.limit)
 

@@ -176,6 +176,22 @@ def test_fluidsynth_renders_the_pitches(program, base):
     assert abs(_median_midi(y) - np.median(base + SCALE)) < 1.0
 
 
+@pytest.mark.skipif(not (fluid.available() and fluid.shutil.which("timidity")),
+                    reason="timidity / a GM soundfont not installed (.ci/run installs them)")
+def test_timidity_renders_the_same_notes_with_another_engine():
+    n = _notes(60.0)
+    y = fluid.render_notes(n.pitch, n.onset, n.dur, 4.0, program=53, engine="timidity")
+    z = fluid.render_notes(n.pitch, n.onset, n.dur, 4.0, program=53)
+    assert len(y) == 4 * SR and np.abs(y).max() > 0.005 and np.isfinite(y).all()
+    assert abs(_median_midi(y) - np.median(60 + SCALE)) < 1.0
+    assert not np.allclose(y, z, atol=1e-3)                # another engine, another signal
+
+
+def test_bad_engine_is_named():
+    with pytest.raises(ValueError, match="engine must be one of"):
+        fluid.render_notes([60.0], [0.0], [0.5], 1.0, engine="sox")
+
+
 def test_fluidsynth_missing_is_one_clear_error(monkeypatch):
     monkeypatch.setattr(fluid.shutil, "which", lambda name: None)
     with pytest.raises(fluid.FluidSynthUnavailable, match="apt-get install fluidsynth"):

@@ -8,7 +8,8 @@ background noise as the built-in hummer. Two uses, kept apart by soundfont:
   (Debian: ``apt-get install fluidsynth timgm6mb-soundfont csound-soundfont``), real recorded voices and
   instruments that the numpy singer cannot imitate; :func:`training_soundfonts` refuses the evaluation ones;
 - evaluation (``bench/qbh_eval.py``): choir, voice and whistle-like programs of a soundfont training never
-  plays (``fluid-soundfont-gm``'s FluidR3 by default, ``$CHAD_SOUNDFONT`` for another).
+  plays (``fluid-soundfont-gm``'s FluidR3 by default, ``$CHAD_SOUNDFONT`` for another), rendered by
+  FluidSynth or by TiMidity++ (``engine="timidity"``), an engine training never uses.
 
 Nothing is downloaded: :func:`find_soundfont` looks in the usual system places, and a missing
 ``fluidsynth`` or soundfont is a :class:`FluidSynthUnavailable` with the install command.
@@ -35,7 +36,7 @@ from ..errors import ChadError
 
 __all__ = ["PROGRAMS", "FluidSynthUnavailable", "find_soundfont", "midi_file", "render_notes", "available",
            "TRAINING_SOUNDFONTS", "EVALUATION_SOUNDFONTS", "TRAINING_VOICES", "TRAINING_INSTRUMENTS",
-           "training_soundfonts"]
+           "training_soundfonts", "ENGINES"]
 
 # General-MIDI programs (0-based) that stand for a voice humming or singing, or a whistle
 PROGRAMS = {"choir_aahs": 52, "voice_oohs": 53, "synth_voice": 54, "whistle": 78, "ocarina": 79,
@@ -143,12 +144,22 @@ def midi_file(pitch: Sequence[float], onset: Sequence[float], dur: Sequence[floa
     return (b"MThd" + struct.pack(">IHHH", 6, 0, 1, _TPQ) + b"MTrk" + struct.pack(">I", len(track)) + bytes(track))
 
 
+ENGINES = ("fluidsynth", "timidity")
+_INSTALL = {"fluidsynth": "apt-get install fluidsynth fluid-soundfont-gm", "timidity": "apt-get install timidity"}
+
+
 def render_notes(pitch, onset, dur, total: float, *, program: int = 52, sr: int = audio.SR,
-                 soundfont: str | None = None, velocity=96) -> np.ndarray:
-    """Render monophonic notes with FluidSynth to a float32 mono signal of ``total`` seconds at ``sr``."""
-    exe = shutil.which("fluidsynth")
+                 soundfont: str | None = None, velocity=96, engine: str = "fluidsynth") -> np.ndarray:
+    """Render monophonic notes to a float32 mono signal of ``total`` seconds at ``sr``.
+
+    ``engine``: ``"fluidsynth"`` (training and evaluation) or ``"timidity"`` (TiMidity++, another
+    sample-playback engine with its own envelopes, interpolation and effects: evaluation only, so that a
+    query set shares no rendering code with training)."""
+    if engine not in ENGINES:
+        raise ValueError(f"engine must be one of {ENGINES}, got {engine!r}")
+    exe = shutil.which(engine)
     if exe is None:
-        raise FluidSynthUnavailable("fluidsynth is not installed (apt-get install fluidsynth fluid-soundfont-gm)")
+        raise FluidSynthUnavailable(f"{engine} is not installed ({_INSTALL[engine]})")
     sf2 = find_soundfont(soundfont)
     smf = midi_file(pitch, onset, dur, program=program, velocity=velocity)
     with tempfile.TemporaryDirectory(prefix="chad-fluid-") as d:
@@ -156,10 +167,13 @@ def render_notes(pitch, onset, dur, total: float, *, program: int = 52, sr: int 
         with open(mid, "wb") as f:
             f.write(smf)
         render_sr = 44100
-        proc = subprocess.run([exe, "-ni", "-q", "-g", "0.6", "-r", str(render_sr), "-F", wav, sf2, mid],
-                              capture_output=True, text=True, timeout=120)
+        if engine == "fluidsynth":
+            cmd = [exe, "-ni", "-q", "-g", "0.6", "-r", str(render_sr), "-F", wav, sf2, mid]
+        else:
+            cmd = [exe, "-x", f"soundfont {sf2}", "-Ow", "--output-mono", "-s", str(render_sr), "-o", wav, mid]
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
         if proc.returncode != 0 or not os.path.exists(wav):
-            raise ChadError(f"fluidsynth failed: {(proc.stderr or proc.stdout).strip()[:200]}")
+            raise ChadError(f"{engine} failed: {(proc.stderr or proc.stdout).strip()[:200]}")
         y = audio.load(wav, sr=sr)
     n = int(round(total * sr))
     y = y[:n] if len(y) >= n else np.pad(y, (0, n - len(y)))
