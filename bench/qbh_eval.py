@@ -71,9 +71,7 @@ def build(out: str, n_songs: int, seed: int, engine: str = "fluidsynth") -> None
         fe = min(fs + L, total)
         shift = float(rng.uniform(-6, 6)) + octave
         hn = corpus.amateur_notes(notes, fs, fe, shift, rng)
-        y = fluid.render_notes(hn.pitch, hn.onset, np.maximum(hn.sound_end - hn.onset, 0.05), fe - fs,
-                               program=fluid.PROGRAMS[voice], velocity=np.clip(96 * hn.gain, 40, 127).astype(int),
-                               engine=engine)
+        y = fluid.render_performance(hn, fe - fs, program=fluid.PROGRAMS[voice], engine=engine)
         y = corpus.room_and_noise(y, rng)
         audio.save(path, y, audio.SR)
     with open(os.path.join(out, "queries.csv"), "w", newline="") as f:

@@ -36,7 +36,7 @@ from ..errors import ChadError
 
 __all__ = ["PROGRAMS", "FluidSynthUnavailable", "find_soundfont", "midi_file", "render_notes", "available",
            "TRAINING_SOUNDFONTS", "EVALUATION_SOUNDFONTS", "TRAINING_VOICES", "TRAINING_INSTRUMENTS",
-           "training_soundfonts", "ENGINES"]
+           "training_soundfonts", "ENGINES", "render_performance"]
 
 # General-MIDI programs (0-based) that stand for a voice humming or singing, or a whistle
 PROGRAMS = {"choir_aahs": 52, "voice_oohs": 53, "synth_voice": 54, "whistle": 78, "ocarina": 79,
@@ -144,8 +144,8 @@ def midi_file(pitch: Sequence[float], onset: Sequence[float], dur: Sequence[floa
     return (b"MThd" + struct.pack(">IHHH", 6, 0, 1, _TPQ) + b"MTrk" + struct.pack(">I", len(track)) + bytes(track))
 
 
-ENGINES = ("fluidsynth", "timidity")
 _INSTALL = {"fluidsynth": "apt-get install fluidsynth fluid-soundfont-gm", "timidity": "apt-get install timidity"}
+ENGINES = tuple(_INSTALL)
 
 
 def render_notes(pitch, onset, dur, total: float, *, program: int = 52, sr: int = audio.SR,
@@ -178,3 +178,12 @@ def render_notes(pitch, onset, dur, total: float, *, program: int = 52, sr: int 
     n = int(round(total * sr))
     y = y[:n] if len(y) >= n else np.pad(y, (0, n - len(y)))
     return y.astype(np.float32, copy=False)
+
+
+def render_performance(notes, total: float, *, program: int, transpose: float = 0.0, **kw) -> np.ndarray:
+    """:func:`render_notes` of a performance (:class:`chadml.corpus.Notes`, e.g. an amateur's): each note
+    held from its onset to where its sound ends (at least 50 ms), its gain as the velocity (40-127),
+    ``transpose`` semitones added; ``kw``: ``sr``, ``soundfont``, ``engine``."""
+    return render_notes(np.asarray(notes.pitch) + transpose, notes.onset,
+                        np.maximum(notes.sound_end - notes.onset, 0.05), total, program=program,
+                        velocity=np.clip(96 * np.asarray(notes.gain), 40, 127).astype(int), **kw)

@@ -374,13 +374,9 @@ def _sampled(notes: Notes, fs: float, fe: float, key_shift: float, rng, sr: int,
     program = progs[int(rng.integers(len(progs)))]
     soundfont = sf2[int(rng.integers(len(sf2)))]
     hn = amateur_notes(notes, fs, fe, key_shift + table[program], rng)
-    y = fluid.render_notes(hn.pitch, hn.onset, np.maximum(hn.sound_end - hn.onset, 0.05), fe - fs,
-                           program=program, sr=sr, soundfont=soundfont,
-                           velocity=np.clip(96 * hn.gain, 40, 127).astype(int))
+    y = fluid.render_performance(hn, fe - fs, program=program, sr=sr, soundfont=soundfont)
     if len(hn.pitch) and not np.any(np.abs(y) > 1e-4):   # a program without samples in this register
-        y = fluid.render_notes(hn.pitch - table[program], hn.onset, np.maximum(hn.sound_end - hn.onset, 0.05),
-                               fe - fs, program=53, sr=sr, soundfont=soundfont,
-                               velocity=np.clip(96 * hn.gain, 40, 127).astype(int))
+        y = fluid.render_performance(hn, fe - fs, program=53, transpose=-table[program], sr=sr, soundfont=soundfont)
     if channel:
         y = phone_channel(y, rng, sr)
     return room_and_noise(y, rng, sr)
