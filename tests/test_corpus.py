@@ -292,9 +292,13 @@ def test_same_music_times_counts_repeats_within_the_tune():
     for v in map_time(c.alignment, t0, all=True):
         if np.isfinite(v):
             assert np.min(np.abs(got - v)) < 1e-6
-    # 6 beats from beat 4 reach into the second A; from beat 12 the same span reaches B: only the passes
+    # 6 beats from beat 4 reach into the second A; from beat 12 the same span reaches B: only the passes,
+    # and only where the cover sings the span whole: its second pass skips from beat 40 (the second A) to
+    # 56 (B'), so at beat 36 it sings 4 beats of the span and then other notes
+    assert [int(x) for x in map(float, json.loads(c.extra["score_map"])[4])] == [40, 25] and \
+        [int(x) for x in json.loads(c.extra["score_map"])[5]] == [56, 25]
     t1 = float(map_time(om, 4.0))
-    assert np.allclose(corpus.same_music_times(o, c, t1, duration=3.0), at(cm, [4.0, 36.0]), atol=1e-6)
+    assert np.allclose(corpus.same_music_times(o, c, t1, duration=3.0), at(cm, [4.0]), atol=1e-6)
     # B and B' differ in their last note: a span over it is found once per pass, one covering B's start twice
     t2 = float(map_time(om, 28.0))
     assert np.allclose(corpus.same_music_times(o, c, t2, duration=2.0), at(cm, [28.0, 60.0]), atol=1e-6)
@@ -307,6 +311,35 @@ def test_same_music_times_counts_repeats_within_the_tune():
     assert np.all(np.isnan(corpus.same_music_times(o, c, gap, duration=2.0)))
     with pytest.raises(ValueError, match="duration"):
         corpus.same_music_times(o, c, t0, duration=0)
+
+
+def _rows_with_score_maps(pitches, cover_map):
+    """An original singing a tune of one quarter note per beat once at 1 s a beat, and a cover whose score
+    map is ``cover_map`` (``[[beat, seconds], ...]``: a jump is two breakpoints at one time)."""
+    from chadml.data import SongRow
+    n = float(len(pitches))
+    extra = {"pass_beats": repr(n), "tune_notes": json.dumps([[float(i), 1.0, float(p)] for i, p in enumerate(pitches)])}
+    o = SongRow("s", "s-o", "original", extra={**extra, "score_map": json.dumps([[0.0, 0.0], [n, n]])})
+    c = SongRow("s", "s-c0", "cover", extra={**extra, "score_map": json.dumps(cover_map)})
+    return o, c
+
+
+def test_same_music_times_follows_the_covers_jumps():
+    # 16 different notes; the cover sings beats 0..8, repeats from beat 4 and sings 4..16 (at 1 s a beat)
+    o, c = _rows_with_score_maps(range(60, 76), [[0.0, 0.0], [8.0, 8.0], [4.0, 8.0], [16.0, 20.0]])
+    # beats 2..6 are sung whole before the jump, and again after it
+    assert np.allclose(corpus.same_music_times(o, c, 2.0, duration=4.0), [2.0])
+    assert np.allclose(corpus.same_music_times(o, c, 4.5, duration=2.0), [4.5, 8.5])
+    # beats 6..10: where the first pass sings beat 6 it jumps back to 4 after two beats: not the same music
+    assert np.allclose(corpus.same_music_times(o, c, 6.0, duration=4.0), [10.0])
+    # a skip that lands on the notes the fragment goes on with is the same music: A A' with A == A' on
+    # their first 4 beats; the cover sings beats 0..4 then skips to beat 12 (the second half of A')
+    a = [60, 62, 64, 65, 67, 69, 71, 72]
+    o2, c2 = _rows_with_score_maps(a + a[:4] + a[4:], [[0.0, 0.0], [4.0, 4.0], [12.0, 4.0], [16.0, 8.0]])
+    assert np.allclose(corpus.same_music_times(o2, c2, 0.0, duration=6.0), [0.0])
+    # and one that lands elsewhere is not: A then B, the cover skips from the middle of A into B
+    o3, c3 = _rows_with_score_maps(a + [50, 51, 52, 53, 54, 55, 56, 57], [[0.0, 0.0], [4.0, 4.0], [12.0, 4.0], [16.0, 8.0]])
+    assert np.all(np.isnan(corpus.same_music_times(o3, c3, 0.0, duration=6.0)))
 
 
 def test_same_music_beats_compares_pitch_and_timing():

@@ -11,7 +11,7 @@ import math
 
 import numpy as np
 
-from ..data import SongRow, inverse_map_time, map_time
+from ..data import SongRow, alignment_pieces, inverse_map_time, map_time
 from .tunes import load_tune, tune_notes_json
 
 __all__ = ["same_music_times", "same_music_beats"]
@@ -84,6 +84,46 @@ def same_music_beats(notes: np.ndarray, b: float, span: float, tol: float = 1e-4
     return np.asarray(sorted(out))
 
 
+def _sung_from(pieces: np.ndarray, v: float, b2: float, span: float, tol: float = 1e-6):
+    """The song beats a version sings from version time ``v`` (where it sings beat ``b2``) for ``span``
+    beats, as ``[(beat, length), ...]`` following its score map's pieces (a pause between pieces keeps
+    the beat, a skip or a repeat jumps to the next piece's first beat); None when the version ends first."""
+    o0, o1, v0, v1 = pieces.T if len(pieces) else (np.zeros(0),) * 4
+    at = np.flatnonzero((v0 - tol <= v) & (v <= v1 + tol) & (o0 - tol <= b2) & (b2 < o1 - tol))
+    if len(at) == 0:
+        return None
+    i, cur, left, out = int(at[0]), b2, span, []
+    while True:
+        take = min(float(o1[i]) - cur, left)
+        out.append((cur, take))
+        left -= take
+        if left <= tol:
+            return out
+        i += 1
+        if i >= len(pieces):
+            return None
+        cur = float(o0[i])
+
+
+def _sings_same(notes: np.ndarray, pieces: np.ndarray, v: float, b2: float, b: float, span: float,
+                tol: float = 1e-4) -> bool:
+    """True when the version, from version time ``v`` on, sings the notes of song beats ``b..b+span``: its
+    path through the score map (:func:`_sung_from`), piece by piece, holds the same notes as the same
+    stretch of the reference. A place where the version jumps (a skipped or repeated section) inside the
+    span is the same music only if the notes after the jump are the ones the reference goes on with."""
+    path = _sung_from(pieces, v, b2, span)
+    if path is None:
+        return False
+    u = 0.0
+    for beat, length in path:
+        if length > 1e-6:
+            w, ref = _window(notes, beat, length), _window(notes, b + u, length)
+            if w.shape != ref.shape or not np.all(np.abs(w - ref) <= tol):
+                return False
+        u += length
+    return True
+
+
 def same_music_times(original: SongRow, version: SongRow, t_original: float | np.ndarray,
                      duration: float | None = None) -> np.ndarray:
     """Every time in ``version`` where the music sung at ``t_original`` in the original is sung.
@@ -97,7 +137,9 @@ def same_music_times(original: SongRow, version: SongRow, t_original: float | np
     - ``duration`` (seconds): the places where a fragment of that length starting at ``t_original`` is
       sung with the same notes: its span in song beats (from the original's score map, pauses between
       passes skipped) is compared, note by note (pitch, onset and length in beats), with every other span
-      of the song (:func:`same_music_beats`); within-tune repeats count. Only scalar ``t_original``.
+      of the song (:func:`same_music_beats`); within-tune repeats count. A place counts only if the
+      version goes on to sing those notes from there: where it skips or repeats a section inside the
+      span, the notes after the jump must be the ones the fragment goes on with. Only scalar ``t_original``.
 
     Uses the corpus's ``score_map`` and ``pass_beats`` extras (and the tune: ``tune_notes`` or
     ``tune_id``). Returns shape ``t.shape + (k,)`` sorted, NaN-padded; all NaN where the moment is a pause
@@ -129,9 +171,14 @@ def same_music_times(original: SongRow, version: SongRow, t_original: float | np
         span = float(np.nanmax(beats)) - b
         n_beats = max(x for x, _ in om if x is not None)
         notes = _song_notes(original, n_beats, L)
-        b2 = same_music_beats(notes, b, max(span, 1e-6))
-        vals = map_time(vm, b2, all=True).ravel()
-        vals = np.unique(np.round(vals[np.isfinite(vals)], 6))
+        span = max(span, 1e-6)
+        pieces = alignment_pieces(vm)
+        vals = []
+        for b2 in same_music_beats(notes, b, span):
+            for v in np.ravel(map_time(vm, float(b2), all=True)):
+                if math.isfinite(v) and _sings_same(notes, pieces, float(v), float(b2), b, span):
+                    vals.append(v)
+        vals = np.unique(np.round(np.asarray(vals, np.float64), 6))
         return vals if len(vals) else np.full((1,), np.nan)
     beat = inverse_map_time(om, t.ravel())
     pos = np.mod(beat, L)
