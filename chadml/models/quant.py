@@ -15,6 +15,7 @@ kernels; where it has not, a :class:`chadml.models.Fingerprinter` runs float32.
 from __future__ import annotations
 
 import copy
+import hashlib
 import warnings
 from typing import Mapping
 
@@ -84,11 +85,22 @@ def _front(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
 def calibrate(model: nn.Module, windows: np.ndarray, *, batch_size: int = 128) -> dict[str, torch.Tensor]:
     """The int8 activation ranges of ``model`` (a :class:`ResNet18Encoder`) over feature windows
     ``(n, F, Wf)``: ``{observer name: tensor([min, max])}``, to store with the model (:data:`RANGES_KEY`).
-    Min/max observers: the same windows in any order and batching give the same ranges."""
+
+    Min/max observers over forward passes of ``batch_size`` windows. The same windows in any order give
+    the same ranges to the last bit: they are put in a canonical order (by their bytes) and every pass has
+    exactly ``batch_size`` windows (the last one filled up with repeats, which leave a min/max unchanged),
+    since a CPU's convolution may round differently for another batch size. Another ``batch_size`` gives
+    ranges equal up to float32 rounding."""
     _check_encoder(model)
     windows = np.asarray(windows, np.float32)
     if windows.ndim != 3 or len(windows) == 0:
         raise ValueError(f"windows must have shape (n >= 1, F, Wf), got {windows.shape}")
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise ValueError(f"batch_size must be an int >= 1, got {batch_size!r}")
+    keys = [hashlib.blake2b(np.ascontiguousarray(w).tobytes(), digest_size=16).digest() for w in windows]
+    windows = windows[sorted(range(len(windows)), key=lambda i: keys[i])]
+    pad = (-len(windows)) % batch_size if len(windows) > batch_size else batch_size - len(windows)
+    windows = np.concatenate([windows, np.repeat(windows[-1:], pad, axis=0)]) if pad else windows
     model = model.eval()
     x0 = _front(model, torch.from_numpy(windows[:1]))
     prep = _prepared(model, x0)
