@@ -48,7 +48,7 @@ from .models import load_checkpoint, load_fingerprinter, model_id, write_state
 from .models.quant import RANGES_KEY, calibrate
 from .util import atomic_write_text
 
-__all__ = ["ReleaseConfig", "RELEASE", "run_release", "export_model", "training_tunes", "calibration_windows",
+__all__ = ["ReleaseConfig", "RELEASE", "RELEASE_MINING", "run_release", "export_model", "training_tunes", "calibration_windows",
            "int8_calibration"]
 
 
@@ -95,6 +95,12 @@ class ReleaseConfig:
 
 
 RELEASE = ReleaseConfig()
+
+#: the matching the release's loop mines its covers with: chad's rigid matching (``MiningConfig.rigid()``),
+#: the one the shipped model was trained with, so that ``chad train --preset release`` rebuilds that model;
+#: the default matching (``MiningConfig()``, the tempo scan) is more precise on the built-in corpus's covers
+#: and is what ``chad mine``, ``chad loop`` and the demo use
+RELEASE_MINING = MiningConfig.rigid()
 
 
 def training_tunes(n: int, *, cache_dir=None) -> list:
@@ -197,7 +203,7 @@ def run_release(out_dir: str | os.PathLike, *, config: ReleaseConfig | None = No
     log(f"release 2/3: M_0 and {config.iterations} loop iteration(s)")
     t = time.perf_counter()
     lcfg = LoopConfig(iterations=config.iterations, epochs0=config.epochs0, epochs=config.epochs,
-                      mining=MiningConfig(),
+                      mining=RELEASE_MINING,
                       train_kwargs={"width": config.width, "batch_size": config.batch_size, "lr": config.lr,
                                     "steps_per_epoch": config.steps_per_epoch, "seed": config.seed,
                                     "lr_schedule": "cosine", "groups_per_song": config.groups_per_song,

@@ -57,11 +57,29 @@ def test_config_defaults_are_the_papers_and_roundtrip():
     with pytest.raises(ValueError, match="MiningConfig has unknown key"):
         MiningConfig.from_dict({"dmin": 3})
     # the matching defaults go beyond the paper (measured: see MiningConfig); paper() is the paper's
-    assert (c.standardize, c.fit_tempo, c.verify_tempo, c.peak_margin) == (True, True, True, 0.05)
-    assert (c.verify_min, c.cross_check, c.key_check) == (0.75, 0.05, True)
+    assert (c.standardize, c.tempo_scan, c.tempo_range, c.tempo_step, c.peak_margin) == (True, True, (0.8, 1.25), 0.03, 0.05)
+    assert (c.block_min, c.context_min, c.cross_check, c.key_check) == (0.7, 0.7, None, False)
     p = MiningConfig.paper()
-    assert not (p.center or p.standardize or p.fit_tempo or p.verify_tempo or p.refine or p.key_check)
+    assert not (p.center or p.standardize or p.fit_tempo or p.verify_tempo or p.refine or p.key_check or p.tempo_scan)
     assert p.peak_margin is None and p.cross_check is None and p.verify_min is None
+    assert p.block_min is None and p.context_min is None
+    # rigid(): chad's matching before the tempo scan (the release's loop mines with it)
+    r = MiningConfig.rigid()
+    assert (r.tempo_scan, r.fit_tempo, r.verify_tempo, r.verify_min, r.cross_check, r.key_check) == \
+        (False, True, True, 0.75, 0.05, True)
+    assert (r.standardize, r.peak_margin, r.block_min, r.context_min) == (True, 0.05, None, None)
+    for bad in ({"tempo_range": (1.1, 1.3)}, {"tempo_range": (0.8,)}, {"tempo_range": (0.1, 1.2)}):
+        with pytest.raises(ValueError, match="tempo_range"):
+            MiningConfig(**bad)
+    for bad in (0.0, float("nan"), True):
+        with pytest.raises(ValueError, match="tempo_step"):
+            MiningConfig(tempo_step=bad)
+    with pytest.raises(ValueError, match="block_min"):
+        MiningConfig(block_min=1.5)
+    with pytest.raises(ValueError, match="context_min"):
+        MiningConfig(context_min=float("nan"))
+    with pytest.raises(TypeError, match="tempo_scan"):
+        MiningConfig(tempo_scan=1)
     assert (p.d_min, p.beta_rel, p.alpha_corr) == (c.d_min, c.beta_rel, c.alpha_corr)
 
 
@@ -197,15 +215,19 @@ def test_match_finds_planted_fragment_at_the_right_lag():
     emb = Embedding(cover, _grid(400), 3.0, 400 * 0.25 + 2.75)
     offset = 0.1                                          # the fragment starts 0.1 s before its first window
     dur = 60 * 0.25 + 2.75 + offset
-    m = match_fragment(frag, offset, dur, emb, MiningConfig())
+    m = match_fragment(frag, offset, dur, emb, MiningConfig.rigid())
     assert [x.lag for x in m] == [40, 230]
     assert [x.relevant for x in m] == [False, True]
     assert m[1].score > 0.9 and 0.3 <= m[0].score < 0.5
     assert m[1].start == pytest.approx(230 * 0.25 - offset, abs=0.01)     # fit_tempo: between steps
     assert all(x.end - x.start == pytest.approx(dur, rel=0.01) for x in m)   # tempo ratio 1 (+- 1 %)
     # with beta_irrel above the uncertain match, only the relevant one is left
-    m2 = match_fragment(frag, offset, dur, emb, MiningConfig(beta_irrel=m[0].score + 0.01))
+    m2 = match_fragment(frag, offset, dur, emb, MiningConfig.rigid(MiningConfig(beta_irrel=m[0].score + 0.01)))
     assert [x.lag for x in m2] == [230]
+    # the tempo scan finds the same two, the relevant one at ratio 1, in place
+    s = match_fragment(frag, offset, dur, emb)
+    assert [(x.lag, x.relevant) for x in s] == [(40, False), (230, True)]
+    assert s[1].start == pytest.approx(230 * 0.25 - offset) and s[1].end - s[1].start == pytest.approx(dur)
 
 
 def test_match_refine_places_between_steps():
@@ -216,19 +238,29 @@ def test_match_refine_places_between_steps():
     seq, half = fine[0::2], np.ascontiguousarray(fine[1::2])    # a step is 2 fine samples; half: +1/2 step
     frag = seq[100:140]                                         # fine 200.. = half-index 99.5 = 24.875 s
     emb = Embedding(half, _grid(len(half)), 3.0, len(half) * 0.25 + 2.75)
-    plain = match_fragment(frag, 0.0, 12.5, emb, MiningConfig(beta_irrel=0.9, beta_rel=0.9, fit_tempo=False))
-    refined = match_fragment(frag, 0.0, 12.5, emb, MiningConfig(beta_irrel=0.9, beta_rel=0.9, refine=True, fit_tempo=False))
+    rigid = dataclasses.replace(MiningConfig.rigid(), beta_irrel=0.9, beta_rel=0.9, fit_tempo=False)
+    plain = match_fragment(frag, 0.0, 12.5, emb, rigid)
+    refined = match_fragment(frag, 0.0, 12.5, emb, dataclasses.replace(rigid, refine=True))
     assert len(plain) == len(refined) == 1
     assert abs(refined[0].start - 24.875) < abs(plain[0].start - 24.875)
+    # the tempo scan places its matches between steps by itself (the line through the best correlation)
+    scan = match_fragment(frag, 0.0, 12.5, emb, MiningConfig(beta_irrel=0.9, beta_rel=0.9))
+    assert len(scan) == 1 and abs(scan[0].start - 24.875) < 0.07
 
 
-@pytest.mark.parametrize("tempo", [0.87, 1.15])
-def test_fit_tempo_places_the_start_of_a_faster_or_slower_cover(fp, tempo):
+def _sung_at(fp, tempo, standardize=False):
+    """An original singing a 14 s melody from 1 s, and a cover singing it ``tempo`` times slower from 2 s:
+    their embeddings."""
     rng = np.random.default_rng(21)
     notes = md.melody(rng, 14.0)
     y, _ = md.vocal([1.0, md.sing(notes), 1.0])
     cover, _ = md.vocal([2.0, md.sing(notes, tempo=tempo), 4.0])
-    emb, emb_c = embed(fp, y), embed(fp, cover)
+    return embed(fp, y, standardize=standardize), embed(fp, cover, standardize=standardize)
+
+
+@pytest.mark.parametrize("tempo", [0.87, 1.15])
+def test_fit_tempo_places_the_start_of_a_faster_or_slower_cover(fp, tempo):
+    emb, emb_c = _sung_at(fp, tempo)
     a, b = 1.0, 15.0
     fps, off = fragment_fingerprints(emb, a, b)
     truth = 2.0                                        # the cover sings the fragment's start at 2.0 s
@@ -243,6 +275,96 @@ def test_fit_tempo_places_the_start_of_a_faster_or_slower_cover(fp, tempo):
     assert rigid[0].end - rigid[0].start == pytest.approx(b - a)
     assert fitted[0].end - fitted[0].start == pytest.approx((b - a) * tempo, rel=0.04)
     assert abs(fitted[0].end - (truth + (b - a) * tempo)) < 0.5
+
+
+def _smooth(rng, n, d=24, sigma=2.0):
+    from scipy.ndimage import gaussian_filter1d
+    return np.ascontiguousarray(gaussian_filter1d(rng.standard_normal((n, d)), sigma=sigma, axis=0), dtype=np.float32)
+
+
+def test_tempo_ratios_and_stretch():
+    from chadml.mining import stretch, tempo_ratios
+    r = tempo_ratios(MiningConfig())
+    assert np.isclose(r, 1.0).sum() == 1 and r.min() >= 0.8 and r.max() <= 1.25
+    assert np.allclose(r[1:] / r[:-1], 1.03)
+    assert np.allclose(tempo_ratios(MiningConfig(tempo_range=(1.0, 1.0))), [1.0])
+    x = np.arange(10.0, dtype=np.float32)[:, None] * np.ones((1, 3), np.float32)
+    assert np.array_equal(stretch(x, 1.0), x)
+    y = stretch(x, 2.0)                                   # sung twice as slow: every half step interpolated
+    assert len(y) == 19 and np.allclose(y[:, 0], np.arange(19) / 2.0)
+    z = stretch(x, 0.5)                                   # twice as fast: every other row
+    assert np.allclose(z[:, 0], [0, 2, 4, 6, 8])
+    with pytest.raises(ValueError, match="ratio"):
+        stretch(x, 0.0)
+
+
+@pytest.mark.parametrize("k", [-5, 0, 4])
+def test_tempo_curve_finds_a_stretched_copy_at_its_ratio(k):
+    from chadml.mining import stretch, tempo_curve, tempo_ratios
+    rng = np.random.default_rng(30 + k)
+    frag = _smooth(rng, 48)
+    ratio = 1.03 ** k
+    sung = stretch(frag, ratio)
+    cover = _smooth(rng, 300)
+    cover[120:120 + len(sung)] = sung
+    curve, best = tempo_curve(frag, cover, tempo_ratios(MiningConfig()))
+    assert int(np.argmax(curve)) == 120 and curve[120] > 0.999 and best[120] == pytest.approx(ratio)
+    # lags where no stretch of the fragment fits are -inf
+    shortest = len(stretch(frag, tempo_ratios(MiningConfig())[0]))
+    assert np.all(np.isinf(curve[len(cover) - shortest + 1:])) and np.all(np.isfinite(curve[:len(cover) - shortest + 1]))
+
+
+@pytest.mark.parametrize("tempo", [0.87, 1.15])
+def test_tempo_scan_places_and_scores_a_faster_or_slower_cover(fp, tempo):
+    emb, emb_c = _sung_at(fp, tempo, standardize=True)
+    a, b = 1.0, 15.0
+    fps, off = fragment_fingerprints(emb, a, b)
+    rigid = match_fragment(fps, off, b - a, emb_c, MiningConfig.paper(MiningConfig(standardize=True)))
+    scan = [m for m in match_fragment(fps, off, b - a, emb_c, context=(emb, a, b)) if m.relevant]
+    assert len(scan) == 1
+    assert abs(scan[0].start - 2.0) < 0.3, scan             # the cover sings the fragment's start at 2.0 s
+    assert scan[0].end - scan[0].start == pytest.approx((b - a) * tempo, rel=0.04)
+    assert scan[0].score > max(m.score for m in rigid) + 0.05    # the whole fragment in line, not its middle
+
+
+def test_block_check_demotes_a_cover_that_jumps_inside_the_fragment():
+    from chadml.mining import block_score
+    rng = np.random.default_rng(8)
+    frag = _smooth(rng, 60)
+    cover = _smooth(rng, 400)
+    cover[50:110] = frag                                   # sung whole
+    cover[200:260] = frag
+    cover[228:240] = _smooth(rng, 12)                      # sung with 3 s of other music in its middle
+    emb = Embedding(cover, _grid(400), 3.0, 400 * 0.25 + 2.75)
+    cfg = MiningConfig(block_min=0.7, peak_margin=None, context_min=None)
+    m = {x.lag: x for x in match_fragment(frag, 0.0, 17.75, emb, cfg)}
+    assert m[50].relevant and not m[200].relevant and m[200].score > 0.5
+    assert block_score(frag, 0.0, emb, 12.5, 1.0) > 0.99 > 0.5 > block_score(frag, 0.0, emb, 50.0, 1.0)
+    off = {x.lag: x.relevant for x in match_fragment(frag, 0.0, 17.75, emb, dataclasses.replace(cfg, block_min=None))}
+    assert off[50] and off[200]
+
+
+def test_context_check_demotes_a_near_repeat_among_other_phrases():
+    from chadml.mining import context_score
+    rng = np.random.default_rng(9)
+    x, a_, y_, z = _smooth(rng, 40), _smooth(rng, 40), _smooth(rng, 40), _smooth(rng, 40)
+    orig = np.concatenate([x, a_, y_, z])                  # X A Y Z; the fragment is A (windows 40..79)
+    emb_o = Embedding(orig, _grid(160), 3.0, 160 * 0.25 + 2.75)
+    a, b = 10.0, 10.0 + 39 * 0.25 + 3.0
+    cover = np.concatenate([_smooth(rng, 40), x, a_, y_, _smooth(rng, 40), a_, _smooth(rng, 40)])
+    emb_c = Embedding(cover, _grid(len(cover)), 3.0, len(cover) * 0.25 + 2.75)
+    cfg = MiningConfig(context_min=0.7, peak_margin=None)
+    m = {x_.lag: x_.relevant for x_ in match_fragment(a_, 0.0, b - a, emb_c, cfg, context=(emb_o, a, b))}
+    assert m == {80: True, 200: False}                     # A among X and Y, and A among other music
+    assert context_score(emb_o, a, b, emb_c, 20.0, 1.0) > 0.99
+    assert context_score(emb_o, a, b, emb_c, 50.0, 1.0) < 0.5
+    # without the original (no context given) or with the check off, both are relevant
+    assert all(x_.relevant for x_ in match_fragment(a_, 0.0, b - a, emb_c, cfg))
+    assert all(x_.relevant for x_ in match_fragment(a_, 0.0, b - a, emb_c, dataclasses.replace(cfg, context_min=None),
+                                                     context=(emb_o, a, b)))
+    # a fragment that is the whole original has no context: the check passes it
+    whole = Embedding(a_, _grid(40), 3.0, 40 * 0.25 + 2.75)
+    assert context_score(whole, 0.0, 12.75, emb_c, 50.0, 1.0) is None
 
 
 def test_standardize_gives_unit_variance_dimensions_also_to_fragments_embedded_alone(fp):
@@ -613,3 +735,13 @@ def test_cli_mining_options_reach_the_config():
     assert (c.cross_check, c.key_check, c.verify_min) == (0.02, True, 0.6)
     c = config_from_args(p.parse_args(["--cross-check", "-1", "--no-key-check"]))
     assert (c.cross_check, c.key_check) == (None, False)
+    c = config_from_args(p.parse_args(["--tempo-range", "0.9", "1.1", "--tempo-step", "0.02", "--block-min", "-2",
+                                       "--context-min", "0.5"]))
+    assert (c.tempo_range, c.tempo_step, c.block_min, c.context_min, c.tempo_scan) == ((0.9, 1.1), 0.02, None, 0.5, True)
+    assert config_from_args(p.parse_args(["--rigid-matching"])) == MiningConfig.rigid()
+    assert config_from_args(p.parse_args(["--no-tempo-scan"])).tempo_scan is False
+    from chadml.errors import UsageError
+    with pytest.raises(UsageError, match="--tempo-range"):
+        config_from_args(p.parse_args(["--tempo-range", "1.2", "1.3"]))
+    with pytest.raises(UsageError, match="--rigid-matching"):
+        config_from_args(p.parse_args(["--rigid-matching", "--paper-matching"]))

@@ -85,6 +85,10 @@ def test_release_config_round_trip_and_budgets_in_steps():
     assert "minutes" not in " ".join(d)                    # budgets are epochs and steps only
     with pytest.raises(ValueError, match="unknown key"):
         release.ReleaseConfig.from_dict({"n_sogs": 3})
+    # the release's loop mines with the matching the shipped model was trained with (rigid), not the default
+    from chadml.mining import MiningConfig
+    assert release.RELEASE_MINING == MiningConfig.rigid() != MiningConfig()
+    assert not release.RELEASE_MINING.tempo_scan and release.RELEASE_MINING.cross_check == 0.05
 
 
 def test_builtin_names_resolve():

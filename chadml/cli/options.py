@@ -280,6 +280,23 @@ def add_mining_options(p) -> None:
                         "of its best at the fragment's own place (%(default)s; <0: off)")
     g.add_argument("--key-check", action=B, default=d("key_check"),
                    help="relevant only when the match has its cover's transposition (the consensus of its matches)")
+    g.add_argument("--tempo-scan", action=B, default=d("tempo_scan"),
+                   help="match each fragment at every tempo ratio of --tempo-range (off: one cross-correlation at the "
+                        "original's tempo, the thirds fit the start)")
+    g.add_argument("--tempo-range", type=float, nargs=2, default=d("tempo_range"), metavar=("LOW", "HIGH"),
+                   help="with --tempo-scan: the cover's tempo against the original's, cover seconds per original "
+                        "second (%(default)s)")
+    g.add_argument("--tempo-step", type=float, default=d("tempo_step"), metavar="R",
+                   help="with --tempo-scan: relative step between tried ratios (%(default)s)")
+    g.add_argument("--block-min", type=float, default=d("block_min"), metavar="S",
+                   help="with --tempo-scan: relevant only when every block of the fragment correlates >= S along "
+                        "the match (%(default)s; <-1: off)")
+    g.add_argument("--context-min", type=float, default=d("context_min"), metavar="S",
+                   help="with --tempo-scan: relevant only when the music before or after the fragment correlates "
+                        ">= S along the match, where there is any (%(default)s; <-1: off)")
+    g.add_argument("--rigid-matching", action="store_true",
+                   help="chad's earlier matching (no tempo scan; thirds, cross and key checks), the one the shipped "
+                        "model's loop mined with")
     g.add_argument("--paper-matching", action="store_true",
                    help="the paper's matching exactly (no centring, scaling, tempo fit, margin or checks)")
     p.add_argument("--engine", choices=("local", "ray"), default="local", help="where songs are mined (%(default)s)")
@@ -289,8 +306,9 @@ def add_mining_options(p) -> None:
 # MiningConfig fields set by add_mining_options; those where a negative number means "off" (None)
 _MINING_FIELDS = ("d_min", "d_max", "pauses", "db_levels", "alpha_corr", "beta_rel", "beta_irrel", "embed", "refine",
                   "center", "standardize", "fit_tempo", "verify_tempo", "peak_margin", "cross_check",
-                  "key_check", "verify_min")
+                  "key_check", "verify_min", "tempo_scan", "tempo_range", "tempo_step", "block_min", "context_min")
 _NEGATIVE_IS_OFF = ("peak_margin", "cross_check", "verify_min")
+_BELOW_MINUS_ONE_IS_OFF = ("block_min", "context_min")        # correlations: -1..1 are all thresholds
 
 
 def config_from_args(args):
@@ -303,7 +321,10 @@ def config_from_args(args):
     for name in _NEGATIVE_IS_OFF:
         if name in kw and kw[name] is not None and kw[name] < 0:
             kw[name] = None
-    for name in ("pauses", "db_levels"):
+    for name in _BELOW_MINUS_ONE_IS_OFF:
+        if name in kw and kw[name] is not None and kw[name] < -1:
+            kw[name] = None
+    for name in ("pauses", "db_levels", "tempo_range"):
         if name in kw:
             kw[name] = tuple(kw[name])
     try:
@@ -313,4 +334,8 @@ def config_from_args(args):
         msg = re.sub(r"\bMiningConfig\.", "", str(exc)).replace("MiningConfig needs", "the options need")
         raise UsageError(re.sub(r"\b(%s)\b" % "|".join(_MINING_FIELDS),
                                 lambda m: "--" + m.group(1).replace("_", "-"), msg)) from None
-    return MiningConfig.paper(c) if getattr(args, "paper_matching", False) else c
+    if getattr(args, "paper_matching", False) and getattr(args, "rigid_matching", False):
+        raise UsageError("--paper-matching and --rigid-matching are two different matchings: give one")
+    if getattr(args, "paper_matching", False):
+        return MiningConfig.paper(c)
+    return MiningConfig.rigid(c) if getattr(args, "rigid_matching", False) else c

@@ -15,14 +15,15 @@ Fragmentation (:mod:`chadml.mining.fragments`)
     paper's line 12 ``F, F_prev <- max(F, F_prev)`` replaces the best set only by a strictly larger one.
 
 Matching (:mod:`chadml.mining.matching`)
-    For every unique fragment and every cover, ``chadsp.xcorr_match`` of the fragment's fingerprints
-    against the cover's; each peak (score >= ``beta_irrel``, peaks at least one fragment length apart)
-    becomes a cover fragment of the same duration, starting where the peak puts the fragment's start:
-    relevant when the score is >= ``beta_rel``, uncertain (``check_by_crowdsource``) otherwise. By
-    default (measured on the built-in corpus; ``MiningConfig.paper()`` is the paper's exact matching)
-    fingerprints are standardised per recording, the start is placed by the local tempo, and a peak is
-    relevant only if its thirds match near it and it scores within ``peak_margin`` of the best peak.
-    Fragments with no match in any cover give no group.
+    For every unique fragment and every cover, the fragment's fingerprints are cross-correlated with the
+    cover's at every tempo ratio of ``MiningConfig.tempo_range`` (the fragment stretched to each); each
+    peak of the best ratio per lag (score >= ``beta_irrel``, peaks at least half a fragment apart) becomes
+    a cover fragment where the peak puts the fragment's start, as long as the fragment at that tempo:
+    relevant when the score is >= ``beta_rel`` and the checks hold (within ``peak_margin`` of the best
+    peak, every block of the fragment along the match, the music around it), uncertain
+    (``check_by_crowdsource``) otherwise. Fingerprints are standardised per recording. ``MiningConfig.paper()``
+    is the paper's exact matching (``chadsp.xcorr_match`` at the original's tempo, no checks),
+    ``MiningConfig.rigid()`` chad's earlier one. Fragments with no match in any cover give no group.
 
 Embedding each recording once (:mod:`chadml.mining.embedding`)
     Every recording (the original and each cover) is fingerprinted once, as a whole; a fragment's
@@ -50,7 +51,8 @@ from __future__ import annotations
 from .config import FORMAT_VERSION, SR, MiningConfig
 from .embedding import Embedding, embed, fragment_fingerprints, window_seconds
 from .fragments import Fragmentation, correlation_matrix, fragment_grid, fragmentation, unique_fragments
-from .matching import KEY_BINS, Match, consensus_shift, cross_check, key_shift, match_fragment, pitch_frames
+from .matching import (KEY_BINS, Match, block_score, consensus_shift, context_score, cross_check, key_shift,
+                       match_fragment, pitch_frames, stretch, tempo_curve, tempo_ratios)
 from .precision import mining_precision
 from .runner import mine, read_summary, song_result_rows
 from .song import mine_song
@@ -59,5 +61,6 @@ __all__ = [
     "MiningConfig", "Embedding", "Match", "Fragmentation", "embed", "fragment_grid", "correlation_matrix",
     "unique_fragments", "fragment_fingerprints", "fragmentation", "match_fragment", "mine_song", "mine",
     "mining_precision", "read_summary", "song_result_rows", "FORMAT_VERSION", "SR", "cross_check", "key_shift",
-    "pitch_frames", "consensus_shift", "KEY_BINS", "window_seconds",
+    "pitch_frames", "consensus_shift", "KEY_BINS", "window_seconds", "tempo_ratios", "stretch", "tempo_curve",
+    "block_score", "context_score",
 ]

@@ -8,8 +8,8 @@ Example
 (8.0, 20.0, (0.5, 1.0, 1.5), (52.0, 56.0, 60.0, 64.0, 68.0))
 >>> MiningConfig.from_dict(cfg.to_dict()) == cfg
 True
->>> MiningConfig.paper().standardize, cfg.standardize, cfg.fit_tempo, cfg.peak_margin
-(False, True, True, 0.05)
+>>> MiningConfig.paper().standardize, cfg.standardize, cfg.tempo_scan, cfg.peak_margin, cfg.block_min
+(False, True, True, 0.05, 0.7)
 """
 from __future__ import annotations
 
@@ -30,33 +30,39 @@ class MiningConfig:
     """The parameters of Algorithm 1.
 
     The fragmentation and the thresholds default to the paper's (section 4.1). The matching defaults go
-    beyond the paper, chosen by measurement on the built-in corpus (60 train songs x 2 covers, an M_0 of
-    width 32 trained 150 epochs on their hummings; ``mining_precision``, tolerance 0.5 s, same-music
-    truth; ``relevant``: cover fragments labelled relevant):
+    beyond the paper, chosen by measurement: on a tuning corpus (120 built-in tunes that neither release
+    training nor the held-out evaluation uses, ``chadml.release.training_tunes(2200)[2000:2120]``, 2 covers
+    each, demo-length songs, seed 1) with the shipped model as M_0, ``mining_precision`` (tolerance 0.5 s,
+    same-music truth): the checks and their thresholds were picked on a grid there, for the most recall at
+    a precision near 0.95; then checked on the demo's covers (``chad demo``'s corpus, 60 training songs x
+    2 covers), which played no part in the choice:
 
-    ================================================================  =========  ======  ======  ========
-    matching                                                          precision  strict  recall  relevant
-    ================================================================  =========  ======  ======  ========
-    the paper (:meth:`paper`)                                           0.186     0.142   0.375     689
-    standardize + fit_tempo + verify_tempo + peak_margin 0.05           0.611     0.477   0.463     306
-    ... + key_check                                                     0.654     0.510   0.463     286
-    ... + cross_check 0.05                                              0.700     0.559   0.428     247
-    ... + verify_min 0.75                                               0.839     0.673   0.348     168
-    ... + verify_min 0.75 + cross_check 0.05                            0.865     0.692   0.333     156
-    defaults (all of the above)                                         0.877     0.701   0.333     154
-    ================================================================  =========  ======  ======  ========
+    ==========================================================  =================  =================
+    matching (shipped model as M_0)                             tuning corpus      demo's covers
+                                                                precision  recall  precision  recall
+    ==========================================================  =================  =================
+    the paper (:meth:`paper`; its fragments differ)                 0.138   0.498      0.153   0.489
+    rigid (:meth:`rigid`: chad's matching before tempo_scan)        0.838   0.481      0.856   0.408
+    tempo_scan, no check                                            0.325   0.988      0.332   1.000
+    ... + peak_margin 0.05                                          0.612   0.933      0.619   0.893
+    ... + block_min 0.7                                             0.872   0.536      0.897   0.531
+    defaults (... + context_min 0.7)                                0.947   0.395      0.933   0.424
+    ==========================================================  =================  =================
 
-    Why: a weakly trained model gives every window a large shared component, so with the paper's
-    Pearson of raw blocks every fragment correlates > 0.8 with every other (one unique fragment per song)
-    and every side peak passes ``beta_rel``; ``standardize`` removes it and evens the dimensions out.
-    ``fit_tempo`` removes the start error of rigid matches in faster or slower covers. The rest send
-    doubtful peaks to the uncertain class (crowd-checking in the paper) instead of the relevant one:
-    ``verify_min`` catches the largest group of errors, covers that sing the start of the fragment's
-    music and then go on differently (tunes whose strains begin alike), ``cross_check`` matches that a
-    better place of the original explains, ``key_check`` phrases confused with their sequence a step
-    away. Precision rises from 0.61 to 0.88 and recall drops from 0.46 to 0.33; with uncertain fragments
-    counted, recall stays 0.62. The remaining errors are mostly whole-phrase confusions of a weak model;
-    ``MiningConfig.paper()`` (CLI ``--paper-matching``) gives the paper's matching exactly.
+    Why: covers sing at their own tempo (0.85-1.15 of the original's in the built-in corpus), and one
+    cross-correlation at the original's tempo aligns only the middle of a fragment: with 3 s windows every
+    0.25 s, the true place of a 15 s fragment in a cover 10 % faster scores like a chance place, and
+    ``tempo_scan`` (the fragment stretched to each ratio of ``tempo_range``) finds the true places the rigid
+    curve misses. The checks then send doubtful peaks to the uncertain class (crowd-checking in the paper):
+    ``peak_margin`` side peaks, ``block_min`` covers that sing most of the fragment but jump inside it
+    (a skipped or repeated section landing on similar music: the whole correlates well, the blocks
+    around the jump do not), ``context_min`` a phrase confused with a near repeat of it, which sits among
+    other phrases. ``standardize`` removes the component every window of a weak model shares.
+    The errors left are cover fragments that sing all but a beat or two of the fragment's notes (a jump
+    at its very start or end), which fingerprints of 3 s windows cannot tell from the right place.
+    ``MiningConfig.paper()`` (CLI ``--paper-matching``) gives the paper's matching exactly,
+    ``MiningConfig.rigid()`` (``--rigid-matching``) chad's earlier matching, the one the shipped model's
+    loop mined with.
 
     Parameters
     ----------
@@ -112,15 +118,35 @@ class MiningConfig:
         a tune that begins like the first) matches the first third well and the last one poorly.
         Not in the paper.
     cross_check : float or None
-        A relevant match must also hold the other way: the cover's matched block, searched over the whole
+        (Off by default.) A relevant match must also hold the other way: the cover's matched block, searched over the whole
         original, must score within ``cross_check`` of its best at the fragment's own place
         (:func:`cross_check`); otherwise it is uncertain. None: off. Not in the paper.
     key_check : bool
-        A relevant match must have its cover's transposition: the pitch shift that best aligns the
+        (Off by default.) A relevant match must have its cover's transposition: the pitch shift that best aligns the
         fragment's CQT with the cover fragment's (:func:`key_shift`) must be the one most relevant
         matches of that cover agree on; otherwise it is uncertain. A key-invariant encoder confuses a
         phrase with its sequence (the same figure a step higher), whose shift is the cover's plus a step.
         Not in the paper.
+    tempo_scan : bool
+        Match each fragment at every tempo ratio of ``tempo_range`` (:func:`chadml.mining.tempo_curve`):
+        its fingerprints stretched to the ratio, cross-correlated with the cover's, the best ratio per lag;
+        a match then spans ``duration * ratio`` (placed by the line through its best correlation, within
+        half a ratio step and a quarter window step). False: one cross-correlation at the original's tempo
+        (``chadsp.xcorr_match``), placed by ``fit_tempo`` (``verify_tempo`` and ``verify_min`` apply only
+        then). Not in the paper.
+    tempo_range : (float, float)
+        The tempo ratios a scan tries, cover seconds per original second (0.8, 1.25: a cover 20 % faster
+        to 25 % slower).
+    tempo_step : float
+        The relative step between tried ratios (0.03: powers of 1.03, 1 among them).
+    block_min : float or None
+        With ``tempo_scan``: every half-overlapping block of 6 windows of the fragment must correlate at
+        least this with the cover along the match (each within 0.25 s of it,
+        :func:`chadml.mining.block_score`); otherwise the match is uncertain. None: off. Not in the paper.
+    context_min : float or None
+        With ``tempo_scan``: where the original has music within 8 s before or after the fragment, the
+        better side must correlate at least this with the cover along the match (within 0.75 s,
+        :func:`chadml.mining.context_score`); otherwise the match is uncertain. None: off. Not in the paper.
     frame_length, hop_length : int
         RMS frames of the silence detection, samples.
     min_peak_db : float
@@ -141,9 +167,14 @@ class MiningConfig:
     peak_margin: float | None = 0.05
     verify_tempo: bool = True
     fit_tempo: bool = True
-    cross_check: float | None = 0.05
-    key_check: bool = True
+    cross_check: float | None = None
+    key_check: bool = False
     verify_min: float | None = 0.75
+    tempo_scan: bool = True
+    tempo_range: tuple[float, float] = (0.8, 1.25)
+    tempo_step: float = 0.03
+    block_min: float | None = 0.7
+    context_min: float | None = 0.7
     frame_length: int = 2048
     hop_length: int = 512
     min_peak_db: float = -70.0
@@ -169,6 +200,25 @@ class MiningConfig:
             raise ValueError(f"MiningConfig.alpha_corr must be in [-1, 1], got {self.alpha_corr}")
         if self.embed not in ("slice", "fragment"):
             raise ValueError(f"MiningConfig.embed must be 'slice' or 'fragment', got {self.embed!r}")
+        try:
+            lo, hi = (float(x) for x in self.tempo_range)
+        except (TypeError, ValueError):
+            raise ValueError(f"MiningConfig.tempo_range must be two numbers (low, high), got {self.tempo_range!r}") from None
+        if not (math.isfinite(lo) and math.isfinite(hi) and 0.25 <= lo <= 1.0 <= hi <= 4.0):
+            raise ValueError(f"MiningConfig.tempo_range must satisfy 0.25 <= low <= 1 <= high <= 4 (cover seconds per "
+                             f"original second), got {self.tempo_range!r}")
+        object.__setattr__(self, "tempo_range", (lo, hi))
+        v = self.tempo_step
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not (math.isfinite(v) and 0.001 <= v <= 0.5):
+            raise ValueError(f"MiningConfig.tempo_step must be a number in [0.001, 0.5] (a relative step), got {v!r}")
+        object.__setattr__(self, "tempo_step", float(v))
+        for name in ("block_min", "context_min"):
+            v = getattr(self, name)
+            if v is None:
+                continue
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or not (math.isfinite(v) and -1 <= v <= 1):
+                raise ValueError(f"MiningConfig.{name} must be None or a number in [-1, 1], got {v!r}")
+            object.__setattr__(self, name, float(v))
         for name in ("peak_margin", "cross_check", "verify_min"):
             v = getattr(self, name)
             if v is None:
@@ -176,7 +226,7 @@ class MiningConfig:
             if isinstance(v, bool) or not isinstance(v, (int, float)) or not (math.isfinite(v) and v >= 0):
                 raise ValueError(f"MiningConfig.{name} must be None or a finite number >= 0, got {v!r}")
             object.__setattr__(self, name, float(v))
-        for name in ("refine", "center", "standardize", "verify_tempo", "fit_tempo", "key_check"):
+        for name in ("refine", "center", "standardize", "verify_tempo", "fit_tempo", "key_check", "tempo_scan"):
             if not isinstance(getattr(self, name), bool):
                 raise TypeError(f"MiningConfig.{name} must be a bool, got {type(getattr(self, name)).__name__}")
         for name in ("frame_length", "hop_length"):
@@ -187,14 +237,26 @@ class MiningConfig:
     @classmethod
     def paper(cls, base: "MiningConfig | None" = None) -> "MiningConfig":
         """``base`` (default: the defaults) with the paper's matching: no centring or scaling of the
-        fingerprints, rigid placement, no peak margin, no verify_min, cross_check or key_check, whole-step lags."""
+        fingerprints, rigid matching and placement, no peak margin, no verify_min, block, context, cross or
+        key check, whole-step lags."""
         return dataclasses.replace(base or cls(), center=False, standardize=False, fit_tempo=False,
                                    verify_tempo=False, peak_margin=None, refine=False, cross_check=None,
-                                   key_check=False, verify_min=None)
+                                   key_check=False, verify_min=None, tempo_scan=False, block_min=None,
+                                   context_min=None)
+
+    @classmethod
+    def rigid(cls, base: "MiningConfig | None" = None) -> "MiningConfig":
+        """``base`` (default: the defaults) with the rigid matching chad used before ``tempo_scan`` (one
+        cross-correlation at the original's tempo, the start placed by the fitted tempo of the fragment's
+        thirds, ``verify_min``, ``cross_check`` 0.05 and ``key_check``): the matching the shipped model's
+        loop mined with (:mod:`chadml.release`)."""
+        return dataclasses.replace(base or cls(), tempo_scan=False, block_min=None, context_min=None,
+                                   fit_tempo=True, verify_tempo=True, verify_min=0.75, cross_check=0.05,
+                                   key_check=True)
 
     def to_dict(self) -> dict:
         d = dataclasses.asdict(self)
-        d["pauses"], d["db_levels"] = list(self.pauses), list(self.db_levels)
+        d["pauses"], d["db_levels"], d["tempo_range"] = list(self.pauses), list(self.db_levels), list(self.tempo_range)
         return d
 
     @classmethod

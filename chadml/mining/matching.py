@@ -23,7 +23,14 @@ from ..features import FeatureConfig, extract_features
 from .config import SR, MiningConfig
 from .embedding import Embedding
 
-__all__ = ["Match", "match_fragment", "cross_check", "KEY_BINS", "pitch_frames", "key_shift", "consensus_shift"]
+__all__ = ["Match", "match_fragment", "cross_check", "KEY_BINS", "pitch_frames", "key_shift", "consensus_shift",
+           "tempo_ratios", "stretch", "tempo_curve", "line_score", "block_score", "context_score",
+           "BLOCK_WINDOWS", "BLOCK_SHIFT_S", "CONTEXT_S", "CONTEXT_SHIFT_S"]
+
+BLOCK_WINDOWS = 6        # windows of a block of the block check (half-overlapping blocks: 1.5 s of window starts)
+BLOCK_SHIFT_S = 0.25     # each block may sit this far (s) off the matched line
+CONTEXT_S = 8.0          # seconds of the original before and after a fragment that the context check compares
+CONTEXT_SHIFT_S = 0.75   # the context may sit this far (s) off the matched line (pauses differ between versions)
 
 
 @dataclass
@@ -79,12 +86,208 @@ def _tempo_start(frag_fps: np.ndarray, offset_s: float, cover: Embedding, lag: i
     return head + mid - ratio * (mid + offset_s), ratio, min(thirds)
 
 
+def tempo_ratios(config: MiningConfig) -> np.ndarray:
+    """The tempo ratios (cover seconds per original second) a tempo scan tries: powers of
+    ``1 + tempo_step`` within ``tempo_range``, 1 among them.
+
+    >>> tempo_ratios(MiningConfig()).round(3).tolist()[:3], len(tempo_ratios(MiningConfig()))
+    ([0.813, 0.837, 0.863], 15)
+    """
+    lo, hi = config.tempo_range
+    g = math.log1p(config.tempo_step)
+    k0, k1 = math.ceil(math.log(lo) / g - 1e-9), math.floor(math.log(hi) / g + 1e-9)
+    return np.exp(np.arange(k0, k1 + 1) * g)
+
+
+def stretch(fps: np.ndarray, ratio: float) -> np.ndarray:
+    """The rows of a fingerprint sequence as sung ``ratio`` times slower, on the same window step: row ``j`` is
+    the linear interpolation at position ``j / ratio`` (``floor((n - 1) * ratio) + 1`` rows).
+
+    >>> import numpy as np
+    >>> [round(float(v), 3) for v in stretch(np.arange(4.0)[:, None], 1.5).ravel()]
+    [0.0, 0.667, 1.333, 2.0, 2.667]
+    """
+    n = len(fps)
+    if n == 0 or ratio <= 0:
+        raise ValueError(f"stretch needs rows and a ratio > 0, got {n} rows and ratio {ratio!r}")
+    m = int(math.floor((n - 1) * ratio + 1e-9)) + 1
+    pos = np.arange(m) / ratio
+    i = np.minimum(np.floor(pos).astype(np.int64), n - 1)
+    j = np.minimum(i + 1, n - 1)
+    f = (pos - i)[:, None].astype(np.float32)
+    return np.ascontiguousarray((1 - f) * fps[i] + f * fps[j], dtype=np.float32)
+
+
+def tempo_curve(frag_fps: np.ndarray, cover_fps: np.ndarray, ratios) -> tuple[np.ndarray, np.ndarray]:
+    """``(curve, ratio)``: for every lag of the cover, the best cross-correlation (``chadsp.xcorr``) of the
+    fragment stretched to any of ``ratios`` (:func:`stretch`) starting there, and that ratio; -inf (ratio
+    NaN) at lags where no stretched fragment fits."""
+    nc = len(cover_fps)
+    curve = np.full(nc, -np.inf)
+    best = np.full(nc, np.nan)
+    for r in np.asarray(ratios, dtype=np.float64).tolist():
+        g = stretch(frag_fps, r)
+        if len(g) > nc:
+            continue
+        c = chadsp.xcorr(g, cover_fps).astype(np.float64)
+        up = c > curve[:len(c)]
+        curve[:len(c)][up] = c[up]
+        best[:len(c)][up] = r
+    return curve, best
+
+
+def _pearson(x: np.ndarray, y: np.ndarray) -> float:
+    x = x.ravel() - x.mean()
+    y = y.ravel() - y.mean()
+    den = math.sqrt(float(x @ x) * float(y @ y))
+    return float(x @ y) / den if den > 0 else float("nan")
+
+
+def _rows_at(cover: Embedding, times: np.ndarray) -> np.ndarray | None:
+    """The cover's fingerprints at window-start ``times`` (s), linearly interpolated; None when a time lies
+    more than half a step outside the cover's windows."""
+    st, step = cover.starts, cover.step_s
+    if len(st) < 2 or not math.isfinite(step) or step <= 0:
+        return None
+    if times[0] < st[0] - 0.5 * step or times[-1] > st[-1] + 0.5 * step:
+        return None
+    pos = np.clip((times - st[0]) / step, 0, len(st) - 1)
+    i = np.floor(pos).astype(np.int64)
+    j = np.minimum(i + 1, len(st) - 1)
+    f = (pos - i)[:, None].astype(np.float32)
+    return (1 - f) * cover.fps[i] + f * cover.fps[j]
+
+
+def line_score(rows: np.ndarray, times: np.ndarray, cover: Embedding, start: float, ratio: float,
+               max_shift: float, step: float = 0.125) -> float | None:
+    """The best Pearson correlation of original fingerprint ``rows`` (window starts ``times`` s after the
+    fragment's start) with the cover's fingerprints along the matched line (cover time ``start + ratio *
+    time``), moved by up to ``max_shift`` s in ``step`` s; None when the line leaves the cover."""
+    if len(rows) == 0:
+        return None
+    k = int(round(max_shift / step))
+    vals = []
+    for s in range(-k, k + 1):
+        c = _rows_at(cover, start + ratio * times + s * step)
+        if c is not None:
+            v = _pearson(rows, c)
+            if math.isfinite(v):
+                vals.append(v)
+    return max(vals) if vals else None
+
+
+def block_score(frag_fps: np.ndarray, offset_s: float, cover: Embedding, start: float, ratio: float, *,
+                width: int = BLOCK_WINDOWS, max_shift: float = BLOCK_SHIFT_S) -> float | None:
+    """The weakest of the fragment's half-overlapping blocks of ``width`` windows, each correlated with the
+    cover along the matched line (:func:`line_score`). A cover that sings most of the fragment's music but
+    jumps inside it (a skipped or repeated section landing on similar music) fits the line as a whole and
+    fails it in the blocks around the jump. None when no block lies inside the cover."""
+    n = len(frag_fps)
+    times = offset_s + np.arange(n) * cover.step_s
+    half = max(1, width // 2)
+    vals = [line_score(frag_fps[j:j + width], times[j:j + width], cover, start, ratio, max_shift)
+            for j in range(0, max(1, n - half), half)]
+    vals = [v for v in vals if v is not None]
+    return min(vals) if vals else None
+
+
+def context_score(original: Embedding, a: float, b: float, cover: Embedding, start: float, ratio: float, *,
+                  seconds: float = CONTEXT_S, max_shift: float = CONTEXT_SHIFT_S) -> float | None:
+    """How well the music around the fragment ``[a, b]`` of the original is sung around its match: the
+    better of the ``seconds`` before and after it (each correlated along the matched line,
+    :func:`line_score`), None when neither side is there (the fragment starts and ends the original, or
+    the line leaves the cover). A phrase confused with a near repeat of it (A for A') sits among other
+    phrases than its own."""
+    st = original.starts
+    i0, i1 = original.window_range(a, b)
+    sides = []
+    jb = int(np.searchsorted(st, a - seconds))
+    if i0 - jb >= 4 and len(st) and a - seconds >= st[0] - 0.2:
+        sides.append((jb, i0))
+    jz = int(np.searchsorted(st, b + seconds))
+    if jz - i1 >= 4 and len(st) and b + seconds <= st[-1] + 0.2:
+        sides.append((i1, jz))
+    vals = [line_score(original.fps[p:q], st[p:q] - a, cover, start, ratio, max_shift) for p, q in sides]
+    vals = [v for v in vals if v is not None]
+    return max(vals) if vals else None
+
+
+def _refine_line(frag_fps, offset_s, cover, start, ratio, rel_step, *, n=3, shift=0.125):
+    """The line (start, ratio) through the best whole-fragment correlation near ``(start, ratio)``: the
+    ratio within half a scan step (``2n + 1`` values, the fragment's middle kept in place), the start within
+    ``shift`` s (quarter steps); returns ``(score, start, ratio)``."""
+    times = offset_s + np.arange(len(frag_fps)) * cover.step_s
+    mid = float(times[len(times) // 2])
+    centre = start + ratio * mid
+    best = (-np.inf, start, ratio)
+    q = cover.step_s / 4 if math.isfinite(cover.step_s) and cover.step_s > 0 else 0.0625
+    k = int(round(shift / q))
+    for j in range(-n, n + 1):
+        r = ratio * (1.0 + rel_step * j / (2 * n))
+        for i in range(-k, k + 1):
+            s0 = centre - r * mid + i * q
+            c = _rows_at(cover, s0 + r * times)
+            if c is None:
+                continue
+            v = _pearson(frag_fps, c)
+            if v > best[0]:
+                best = (v, s0, r)
+    return best
+
+
+def _match_scan(frag_fps, offset_s, duration, cover, config, context):
+    curve, ratio = tempo_curve(frag_fps, cover.fps, tempo_ratios(config))
+    padded = np.concatenate([[-2.0], np.where(np.isfinite(curve), curve, -2.0), [-2.0]])
+    lags = chadsp.find_peaks(padded, height=config.beta_irrel, distance=max(1, len(frag_fps) // 2)) - 1
+    if len(lags) == 0:
+        return []
+    best = float(curve[lags].max())
+    step = cover.step_s if math.isfinite(cover.step_s) else 0.0
+    out = []
+    for lag in lags.tolist():
+        score, r = float(curve[lag]), float(ratio[lag])
+        start = float(cover.starts[lag]) - r * offset_s
+        if config.refine and 0 < lag < len(curve) - 1 and np.isfinite(curve[lag - 1:lag + 2]).all():
+            start += _parabola(curve, lag) * step
+        v, s0, r0 = _refine_line(frag_fps, offset_s, cover, start, r, config.tempo_step)
+        if math.isfinite(v):
+            start, r = s0, r0
+        length = min(duration * r, cover.duration)
+        last = cover.duration - length
+        if start < -0.5 * step - 1e-9 or start > last + 0.5 * step + 1e-9:
+            continue
+        rel = score >= config.beta_rel
+        if rel and config.peak_margin is not None and score < best - config.peak_margin:
+            rel = False
+        if rel and config.block_min is not None:
+            v = block_score(frag_fps, offset_s, cover, start, r)
+            rel = v is not None and v >= config.block_min
+        if rel and config.context_min is not None and context is not None:
+            v = context_score(context[0], context[1], context[2], cover, start, r)
+            rel = v is None or v >= config.context_min
+        start = min(max(start, 0.0), last)
+        out.append(Match(start, start + length, score, bool(rel), int(lag)))
+    return out
+
+
 def match_fragment(frag_fps: np.ndarray, offset_s: float, duration: float, cover: Embedding,
-                   config: MiningConfig | None = None) -> list[Match]:
+                   config: MiningConfig | None = None, *, context: tuple | None = None) -> list[Match]:
     """Algorithm 1, lines 17-21: every match of one original fragment in one cover.
 
     ``frag_fps`` are the fragment's fingerprints, whose first window starts ``offset_s`` after the
-    fragment's start; ``duration`` is the fragment's length. A peak at lag ``l`` puts the cover
+    fragment's start; ``duration`` is the fragment's length; ``context`` is ``(original, a, b)``: the
+    original's :class:`Embedding` and the fragment's span in it (s), for ``config.context_min``.
+
+    With ``config.tempo_scan`` (the default) the fragment is stretched to every tempo ratio of
+    ``config.tempo_range`` (:func:`tempo_ratios`) and cross-correlated with the cover at each; a peak of the
+    best ratio per lag (peaks at least half a fragment apart) at lag ``l`` and ratio ``r`` puts the cover
+    fragment at ``cover.starts[l] - r * offset_s``, ``r * duration`` long. It is relevant when it scores
+    ``>= beta_rel``, within ``peak_margin`` of the best peak, every block of the fragment holds along the
+    match (``block_min``, :func:`block_score`) and the music around it does too where there is any
+    (``context_min``, :func:`context_score`).
+
+    Without it (``MiningConfig.rigid()``, ``MiningConfig.paper()``), one cross-correlation at the
+    original's tempo (``chadsp.xcorr_match``): a peak at lag ``l`` puts the cover
     fragment at ``cover.starts[l] - offset_s`` (plus a sub-step correction with ``config.refine``),
     ``duration`` long; with ``config.fit_tempo`` the start and the length come from the cover's fitted
     tempo instead (``duration * ratio``). A match that would run past either end of the cover by more
@@ -98,7 +301,10 @@ def match_fragment(frag_fps: np.ndarray, offset_s: float, duration: float, cover
     >>> rng = np.random.default_rng(1)
     >>> c = rng.standard_normal((200, 16)).astype(np.float32)
     >>> cover = Embedding(c, np.arange(200) * 0.25, 3.0, 52.75)
-    >>> m = match_fragment(c[40:80], 0.0, 12.75, cover)          # placed by the fitted tempo (the default)
+    >>> m = match_fragment(c[40:80], 0.0, 12.75, cover)          # the tempo scan (the default)
+    >>> [(round(x.start, 2), round(x.end, 2), x.relevant) for x in m]
+    [(10.0, 22.75, True)]
+    >>> m = match_fragment(c[40:80], 0.0, 12.75, cover, MiningConfig.rigid())   # placed by the fitted tempo
     >>> [(round(x.start, 2), round(x.end, 2), x.relevant) for x in m]
     [(10.0, 22.75, True)]
     >>> [(x.start, x.end) for x in match_fragment(c[40:80], 0.0, 12.75, cover, MiningConfig.paper())]  # rigid
@@ -111,6 +317,10 @@ def match_fragment(frag_fps: np.ndarray, offset_s: float, duration: float, cover
                          f"fragment's {len(frag_fps)} ({duration:.1f} s)")
     if duration > cover.duration:
         raise ValueError(f"the cover ({cover.duration:.1f} s) is shorter than the fragment ({duration:.1f} s)")
+    if config.tempo_scan:
+        out = _match_scan(frag_fps, offset_s, duration, cover, config, context)
+        out.sort(key=lambda m: m.lag)
+        return out
     peaks = chadsp.xcorr_match(frag_fps, cover.fps, rel=config.beta_rel, irrel=config.beta_irrel)
     step = cover.step_s if math.isfinite(cover.step_s) else 0.0
     curve = chadsp.xcorr(frag_fps, cover.fps) if config.refine and len(peaks) else None

@@ -146,7 +146,7 @@ def mine_song(song_id: str, original, covers: Sequence, fingerprinter, *, config
                 short[rec["version_id"]] = short.get(rec["version_id"], 0) + 1
                 continue
             truth = shifted_starts(lambda t: true_starts(rec.get("alignment"), t), a)
-            for m in match_fragment(fps, off, d, emb_c, config):
+            for m in match_fragment(fps, off, d, emb_c, config, context=(emb_o, a, b)):
                 if m.relevant and config.cross_check is not None and not cross_check(
                         emb_o, own, emb_c, m.lag, len(fps), config.cross_check):
                     m.relevant = False
