@@ -59,7 +59,9 @@ class MiningConfig:
     around the jump do not), ``context_min`` a phrase confused with a near repeat of it, which sits among
     other phrases. ``standardize`` removes the component every window of a weak model shares.
     The errors left are cover fragments that sing all but a beat or two of the fragment's notes (a jump
-    at its very start or end), which fingerprints of 3 s windows cannot tell from the right place.
+    at its very start or end), which fingerprints of 3 s windows cannot tell from the right place. On a
+    second corpus (the 80 tunes after those, ``training_tunes(2200)[2120:2200]``, seed 2) the defaults give
+    0.913 at recall 0.427, so expect a precision of 0.91-0.95 on such covers.
     ``MiningConfig.paper()`` (CLI ``--paper-matching``) gives the paper's matching exactly,
     ``MiningConfig.rigid()`` (``--rigid-matching``) chad's earlier matching, the one the shipped model's
     loop mined with.
