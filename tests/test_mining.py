@@ -367,6 +367,19 @@ def test_context_check_demotes_a_near_repeat_among_other_phrases():
     assert context_score(whole, 0.0, 12.75, emb_c, 50.0, 1.0) is None
 
 
+def test_tempo_scan_degenerate_inputs_give_no_crash_and_no_nan():
+    rng = np.random.default_rng(12)
+    one = rng.standard_normal((1, 8)).astype(np.float32)
+    m = match_fragment(one, 0.0, 3.0, Embedding(one.copy(), np.array([0.0]), 3.0, 3.0))
+    assert len(m) == 1 and not m[0].relevant and np.isfinite([m[0].start, m[0].end, m[0].score]).all()
+    frag = _smooth(rng, 40, d=8)
+    whole = Embedding(frag, _grid(40), 3.0, 40 * 0.25 + 2.75)          # the fragment is the whole original
+    m = match_fragment(frag, 0.0, 12.75, whole, context=(whole, 0.0, 12.75))
+    assert [(x.lag, x.relevant) for x in m] == [(0, True)] and m[0].score > 0.999
+    with pytest.raises(ValueError, match="fewer than the fragment"):
+        match_fragment(frag, 0.0, 12.75, Embedding(frag[:30], _grid(30), 3.0, 30 * 0.25 + 2.75))
+
+
 def test_standardize_gives_unit_variance_dimensions_also_to_fragments_embedded_alone(fp):
     rng = np.random.default_rng(7)
     y, _ = md.vocal([1.0, md.phrase(rng, 9.0), 2.0, md.phrase(rng, 11.0), 1.0])
