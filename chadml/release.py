@@ -48,8 +48,8 @@ from .models import load_checkpoint, load_fingerprinter, model_id, write_state
 from .models.quant import RANGES_KEY, calibrate
 from .util import atomic_write_text
 
-__all__ = ["ReleaseConfig", "RELEASE", "RELEASE_MINING", "run_release", "export_model", "training_tunes", "calibration_windows",
-           "int8_calibration"]
+__all__ = ["ReleaseConfig", "RELEASE", "RELEASE_MINING", "run_release", "export_model", "training_tunes",
+           "calibration_windows", "int8_calibration"]
 
 
 @dataclass(frozen=True)

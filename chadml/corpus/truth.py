@@ -88,7 +88,7 @@ def _sung_from(pieces: np.ndarray, v: float, b2: float, span: float, tol: float 
     """The song beats a version sings from version time ``v`` (where it sings beat ``b2``) for ``span``
     beats, as ``[(beat, length), ...]`` following its score map's pieces (a pause between pieces keeps
     the beat, a skip or a repeat jumps to the next piece's first beat); None when the version ends first."""
-    o0, o1, v0, v1 = pieces.T if len(pieces) else (np.zeros(0),) * 4
+    o0, o1, v0, v1 = pieces.T
     at = np.flatnonzero((v0 - tol <= v) & (v <= v1 + tol) & (o0 - tol <= b2) & (b2 < o1 - tol))
     if len(at) == 0:
         return None

@@ -120,8 +120,8 @@ class MiningConfig:
         a tune that begins like the first) matches the first third well and the last one poorly.
         Not in the paper.
     cross_check : float or None
-        (Off by default.) A relevant match must also hold the other way: the cover's matched block, searched over the whole
-        original, must score within ``cross_check`` of its best at the fragment's own place
+        (Off by default.) A relevant match must also hold the other way: the cover's matched block, searched
+        over the whole original, must score within ``cross_check`` of its best at the fragment's own place
         (:func:`cross_check`); otherwise it is uncertain. None: off. Not in the paper.
     key_check : bool
         (Off by default.) A relevant match must have its cover's transposition: the pitch shift that best aligns the
@@ -133,7 +133,7 @@ class MiningConfig:
         Match each fragment at every tempo ratio of ``tempo_range`` (:func:`chadml.mining.tempo_curve`):
         its fingerprints stretched to the ratio, cross-correlated with the cover's, the best ratio per lag;
         a match then spans ``duration * ratio`` (placed by the line through its best correlation, within
-        half a ratio step and a quarter window step). False: one cross-correlation at the original's tempo
+        half a ratio step and half a window step, in quarter steps). False: one cross-correlation at the original's tempo
         (``chadsp.xcorr_match``), placed by ``fit_tempo`` (``verify_tempo`` and ``verify_min`` apply only
         then). Not in the paper.
     tempo_range : (float, float)
@@ -205,7 +205,8 @@ class MiningConfig:
         try:
             lo, hi = (float(x) for x in self.tempo_range)
         except (TypeError, ValueError):
-            raise ValueError(f"MiningConfig.tempo_range must be two numbers (low, high), got {self.tempo_range!r}") from None
+            raise ValueError("MiningConfig.tempo_range must be two numbers (low, high), "
+                             f"got {self.tempo_range!r}") from None
         if not (math.isfinite(lo) and math.isfinite(hi) and 0.25 <= lo <= 1.0 <= hi <= 4.0):
             raise ValueError(f"MiningConfig.tempo_range must satisfy 0.25 <= low <= 1 <= high <= 4 (cover seconds per "
                              f"original second), got {self.tempo_range!r}")

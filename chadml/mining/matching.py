@@ -86,6 +86,14 @@ def _tempo_start(frag_fps: np.ndarray, offset_s: float, cover: Embedding, lag: i
     return head + mid - ratio * (mid + offset_s), ratio, min(thirds)
 
 
+def _lerp_rows(rows: np.ndarray, pos: np.ndarray) -> np.ndarray:
+    """The rows of ``rows`` at fractional positions ``pos`` (0 .. len - 1), linearly interpolated."""
+    i = np.minimum(np.floor(pos).astype(np.int64), len(rows) - 1)
+    j = np.minimum(i + 1, len(rows) - 1)
+    f = (pos - i)[:, None].astype(np.float32)
+    return (1 - f) * rows[i] + f * rows[j]
+
+
 def tempo_ratios(config: MiningConfig) -> np.ndarray:
     """The tempo ratios (cover seconds per original second) a tempo scan tries: powers of
     ``1 + tempo_step`` within ``tempo_range``, 1 among them.
@@ -111,11 +119,7 @@ def stretch(fps: np.ndarray, ratio: float) -> np.ndarray:
     if n == 0 or ratio <= 0:
         raise ValueError(f"stretch needs rows and a ratio > 0, got {n} rows and ratio {ratio!r}")
     m = int(math.floor((n - 1) * ratio + 1e-9)) + 1
-    pos = np.arange(m) / ratio
-    i = np.minimum(np.floor(pos).astype(np.int64), n - 1)
-    j = np.minimum(i + 1, n - 1)
-    f = (pos - i)[:, None].astype(np.float32)
-    return np.ascontiguousarray((1 - f) * fps[i] + f * fps[j], dtype=np.float32)
+    return np.ascontiguousarray(_lerp_rows(fps, np.arange(m) / ratio), dtype=np.float32)
 
 
 def tempo_curve(frag_fps: np.ndarray, cover_fps: np.ndarray, ratios) -> tuple[np.ndarray, np.ndarray]:
@@ -149,11 +153,7 @@ def _rows_at(cover: Embedding, times: np.ndarray) -> np.ndarray | None:
         return None
     if times[0] < st[0] - 0.5 * step or times[-1] > st[-1] + 0.5 * step:
         return None
-    pos = np.clip((times - st[0]) / step, 0, len(st) - 1)
-    i = np.floor(pos).astype(np.int64)
-    j = np.minimum(i + 1, len(st) - 1)
-    f = (pos - i)[:, None].astype(np.float32)
-    return (1 - f) * cover.fps[i] + f * cover.fps[j]
+    return _lerp_rows(cover.fps, np.clip((times - st[0]) / step, 0, len(st) - 1))
 
 
 def line_score(rows: np.ndarray, times: np.ndarray, cover: Embedding, start: float, ratio: float,
@@ -316,9 +316,7 @@ def match_fragment(frag_fps: np.ndarray, offset_s: float, duration: float, cover
     if duration > cover.duration:
         raise ValueError(f"the cover ({cover.duration:.1f} s) is shorter than the fragment ({duration:.1f} s)")
     if config.tempo_scan:
-        out = _match_scan(frag_fps, offset_s, duration, cover, config, context)
-        out.sort(key=lambda m: m.lag)
-        return out
+        return _match_scan(frag_fps, offset_s, duration, cover, config, context)     # in lag order
     peaks = chadsp.xcorr_match(frag_fps, cover.fps, rel=config.beta_rel, irrel=config.beta_irrel)
     step = cover.step_s if math.isfinite(cover.step_s) else 0.0
     curve = chadsp.xcorr(frag_fps, cover.fps) if config.refine and len(peaks) else None
@@ -415,11 +413,7 @@ def key_shift(original: np.ndarray, start: float, end: float, cover: np.ndarray,
     if len(x) < 2 or cb - ca < 2 or len(seg) < 2:
         return None
     n = max(len(x), int(round(len(seg) * len(x) / (cb - ca))))        # the cover's span at the original's tempo
-    pos = np.linspace(0.0, len(seg) - 1, n)
-    i = np.floor(pos).astype(np.int64)
-    f = (pos - i)[:, None].astype(np.float32)
-    j = np.minimum(i + 1, len(seg) - 1)
-    seg = (1 - f) * seg[i] + f * seg[j]
+    seg = _lerp_rows(seg, np.linspace(0.0, len(seg) - 1, n))
     best, arg = -np.inf, None
     for k in range(-max_shift, max_shift + 1):
         if lo + k < 0 or hi + k > seg.shape[1]:
