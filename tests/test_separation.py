@@ -133,7 +133,8 @@ def test_separator_is_applied_to_songs_when_indexing(tmp_path):
     songs = [("a", melody(rng, 5.0)), ("b", melody(rng, 6.0))]
     h = Halver()
     idx.add_songs(songs, fp, separator=h, progress_bar=False)
-    assert h.calls == [(len(songs[0][1]), SR), (len(songs[1][1]), SR)]
+    # songs are prepared on a thread pool (index/ingest.py): each is separated once, in either order
+    assert sorted(h.calls) == sorted([(len(songs[0][1]), SR), (len(songs[1][1]), SR)])
 
 
 def test_separator_is_applied_to_queries_and_f0_songs(tmp_path):
