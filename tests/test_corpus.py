@@ -342,6 +342,21 @@ def test_same_music_times_follows_the_covers_jumps():
     assert np.all(np.isnan(corpus.same_music_times(o3, c3, 0.0, duration=6.0)))
 
 
+def test_same_music_times_counts_a_jump_onto_the_fragments_notes():
+    # X Y X Z (4 beats each): the fragment X Y is sung straight only from beat 0 in the song (X Z follows
+    # beat 8); the cover sings 0..12 and repeats from beat 4 (Y), so from beat 8 it sings X, then Y
+    x, y, z = [60, 62, 64, 65], [67, 69, 71, 72], [50, 51, 52, 53]
+    o, c = _rows_with_score_maps(x + y + x + z, [[0.0, 0.0], [12.0, 12.0], [4.0, 12.0], [16.0, 24.0]])
+    notes = np.array([[i, i + 1, p] for i, p in enumerate(x + y + x + z)], float)
+    assert corpus.same_music_beats(notes, 0.0, 8.0).tolist() == [0.0]
+    assert np.allclose(corpus.same_music_times(o, c, 0.0, duration=8.0), [0.0, 8.0])
+    # a fragment that starts half a beat in: the cover's place also starts half a beat into its X
+    assert np.allclose(corpus.same_music_times(o, c, 0.5, duration=7.0), [0.5, 8.5])
+    # not where the notes after the jump differ: X Z (from beat 8) is not sung from the cover's beat 8,
+    # which jumps into Y, but where its second pass sings beats 8..16 straight
+    assert np.allclose(corpus.same_music_times(o, c, 8.0, duration=8.0), [16.0])
+
+
 def test_same_music_beats_compares_pitch_and_timing():
     n = np.array([[0, 1, 60], [1, 2, 62], [2, 3, 60], [3, 4, 62], [4, 5.5, 60], [5.5, 6, 62]], float)
     assert corpus.same_music_beats(n, 0.0, 2.0).tolist() == [0.0, 2.0]      # 4..6 has other durations

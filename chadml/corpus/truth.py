@@ -66,22 +66,30 @@ def same_music_beats(notes: np.ndarray, b: float, span: float, tol: float = 1e-4
     [0.5, 8.5]
     """
     ref = _window(notes, b, span)
+    out = [float(c) for c in _start_beats(notes, b, span)
+           if abs(c - b) < 1e-6 or _same_notes(_window(notes, float(c), span), ref, tol)]
+    return np.asarray(out)
+
+
+def _same_notes(w: np.ndarray, ref: np.ndarray, tol: float) -> bool:
+    return w.shape == ref.shape and bool(np.all(np.abs(w - ref) <= tol))
+
+
+def _start_beats(notes: np.ndarray, b: float, span: float) -> np.ndarray:
+    """The song beats (sorted, ``b`` among them) from which the notes of ``b..b+span`` could be sung: where
+    a note of the pitch of the window's first note that starts inside it (else its first note) would line
+    up. :func:`same_music_beats` keeps those whose own ``span`` beats hold those notes; a version that
+    jumps inside the span can sing them from another of these beats (:func:`same_music_times`)."""
+    ref = _window(notes, b, span)
     if len(ref) == 0:
-        return np.asarray([b])
-    # candidates: where a note of the first pitch starting inside the window would line up
+        return np.asarray([float(b)])
     inside = ref[ref[:, 0] > 1e-6]
     first = inside[0] if len(inside) else ref[0]
-    cands = notes[np.abs(notes[:, 2] - first[2]) < 1e-3, 0] - first[0]
-    out = []
-    for c in np.unique(np.round(cands, 6)):
-        if c < -1e-6:
-            continue
-        w = _window(notes, float(c), span)
-        if w.shape == ref.shape and np.all(np.abs(w - ref) <= tol):
-            out.append(float(c))
-    if not any(abs(x - b) < 1e-6 for x in out):
-        out.append(float(b))
-    return np.asarray(sorted(out))
+    cands = np.unique(np.round(notes[np.abs(notes[:, 2] - first[2]) < 1e-3, 0] - first[0], 6))
+    cands = cands[cands >= -1e-6]
+    if not np.any(np.abs(cands - b) < 1e-6):
+        cands = np.append(cands, float(b))
+    return np.sort(cands)
 
 
 def _sung_from(pieces: np.ndarray, v: float, b2: float, span: float, tol: float = 1e-6):
@@ -118,7 +126,7 @@ def _sings_same(notes: np.ndarray, pieces: np.ndarray, v: float, b2: float, b: f
     for beat, length in path:
         if length > 1e-6:
             w, ref = _window(notes, beat, length), _window(notes, b + u, length)
-            if w.shape != ref.shape or not np.all(np.abs(w - ref) <= tol):
+            if not _same_notes(w, ref, tol):
                 return False
         u += length
     return True
@@ -136,10 +144,11 @@ def same_music_times(original: SongRow, version: SongRow, t_original: float | np
     - ``duration=None``: the places where the same *moment of the tune* is sung (whole passes repeat).
     - ``duration`` (seconds): the places where a fragment of that length starting at ``t_original`` is
       sung with the same notes: its span in song beats (from the original's score map, pauses between
-      passes skipped) is compared, note by note (pitch, onset and length in beats), with every other span
-      of the song (:func:`same_music_beats`); within-tune repeats count. A place counts only if the
-      version goes on to sing those notes from there: where it skips or repeats a section inside the
-      span, the notes after the jump must be the ones the fragment goes on with. Only scalar ``t_original``.
+      passes skipped) is compared, note by note (pitch, onset and length in beats), with what the version
+      sings from each place where it could start those notes, following the version's own path: where it
+      skips or repeats a section inside the span, the notes after the jump must be the ones the fragment
+      goes on with, and a jump onto the fragment's next notes makes a place count although the song's
+      straight continuation differs. Within-tune repeats count. Only scalar ``t_original``.
 
     Uses the corpus's ``score_map`` and ``pass_beats`` extras (and the tune: ``tune_notes`` or
     ``tune_id``). Returns shape ``t.shape + (k,)`` sorted, NaN-padded; all NaN where the moment is a pause
@@ -174,7 +183,7 @@ def same_music_times(original: SongRow, version: SongRow, t_original: float | np
         span = max(span, 1e-6)
         pieces = alignment_pieces(vm)
         vals = []
-        for b2 in same_music_beats(notes, b, span):
+        for b2 in _start_beats(notes, b, span):
             for v in np.ravel(map_time(vm, float(b2), all=True)):
                 if math.isfinite(v) and _sings_same(notes, pieces, float(v), float(b2), b, span):
                     vals.append(v)
