@@ -180,12 +180,13 @@ def build(path: str, cat: Catalogue, dtype: str) -> dict:
 
 # ---- the query process ------------------------------------------------------------------------------
 
-def serve_queries(index: str, queries: str, out: str, k: int, threads: int, warm: int = 3) -> None:
+def serve_queries(index: str, queries: str, out: str, k: int, threads: int, warm: int = 3,
+                  tempo_scan: bool = False) -> None:
     """Run in its own process: open the index, time each query, write the results to ``out``."""
     import psutil
     from chadml.search import Searcher
     t0 = time.perf_counter()
-    s = Searcher(index, k=k, threads=threads, auto_refresh=False)
+    s = Searcher(index, k=k, threads=threads, auto_refresh=False, tempo_scan=tempo_scan)
     open_s = time.perf_counter() - t0
     rss_open = psutil.Process().memory_info().rss
     z = np.load(queries)
@@ -230,26 +231,38 @@ def _vm_hwm() -> int:
 
 # ---- exhaustive re-ranking ------------------------------------------------------------------------
 
-def exhaustive(index: str, fps: np.ndarray, threads: int, chunk_songs: int = 2048) -> list[tuple[str, float]]:
+def exhaustive(index: str, fps: np.ndarray, threads: int, chunk_songs: int = 2048,
+               tempo: bool = False) -> dict[bool, list[tuple[str, float]]]:
     """The top-1 ``(song_id, score)`` of re-ranking every song for each query: one pass over the store
     (chunks of songs, every query scored on each chunk while its rows are in the page cache) with
-    ``chadsp.rerank_ranges`` on the store's rows as they are."""
+    ``chadsp.rerank_ranges`` on the store's rows as they are; ``{False: rigid}``, and with ``tempo`` also
+    ``{True: ...}``: the searcher's tempo re-scoring (:func:`chadml.search.encoder.tempo_rescore`) applied to
+    the rigid scores of every song."""
     import chadsp
     from chadml.index import SongIndex
+    from chadml.search.encoder import tempo_rescore
     idx = SongIndex.open(index)
     songs = idx.songs()
     rows = idx.rows
-    best = [("", -np.inf)] * len(fps)
+    all_pos = np.arange(len(songs))
+    starts, lengths = idx.ranges(all_pos)
+    scores = np.zeros((len(fps), len(songs)), np.float32)
+    lags = np.zeros((len(fps), len(songs)), np.int64)
     for i in range(0, len(songs), chunk_songs):
-        pos = np.arange(i, min(len(songs), i + chunk_songs))
-        starts, lengths = idx.ranges(pos)
+        pos = all_pos[i:i + chunk_songs]
         for qi, q in enumerate(fps):
-            sc, _ = chadsp.rerank_ranges(q, rows.data, starts, lengths, scales=rows.scale, threads=threads)
-            b = int(np.argmax(sc))
-            if sc[b] > best[qi][1]:
-                best[qi] = (songs[i + b].song_id, float(sc[b]))
+            scores[qi, pos], lags[qi, pos] = chadsp.rerank_ranges(q, rows.data, starts[pos], lengths[pos],
+                                                                  scales=rows.scale, threads=threads)
         idx.release(pos)
-    return best
+    out = {False: [(songs[int(b)].song_id, float(sc[b])) for sc in scores for b in [int(np.argmax(sc))]]}
+    if tempo:
+        out[True] = []
+        for qi, q in enumerate(fps):
+            sc, _ = tempo_rescore(q, rows.data, starts, lengths, scores[qi], lags[qi], scales=rows.scale,
+                                  threads=threads)
+            b = int(np.argmax(sc))
+            out[True].append((songs[b].song_id, float(sc[b])))
+    return out
 
 
 # ---- shards on Ray ----------------------------------------------------------------------------------
@@ -301,7 +314,8 @@ def shard_compare(path: str, n_shards: int, queries: np.ndarray, k: int, address
 # ---- one size -----------------------------------------------------------------------------------------
 
 def bench_size(n_songs: int, *, workdir: str, dtype: str, n_queries: int, n_exhaustive: int, k: int,
-               threads: int, keep: bool, seed: int = 0, shards: int = 0, v1: bool = False) -> dict:
+               threads: int, keep: bool, seed: int = 0, shards: int = 0, v1: bool = False,
+               tempo_modes=(False,)) -> list[dict]:
     from chadml.index import SongIndex
     cat = Catalogue(n_songs, seed=seed, **(V1 if v1 else {}))
     path = os.path.join(workdir, f"scale-{n_songs}-{dtype}")
@@ -319,38 +333,43 @@ def bench_size(n_songs: int, *, workdir: str, dtype: str, n_queries: int, n_exha
     qfile = os.path.join(workdir, f"queries-{n_songs}.npz")
     np.savez(qfile, fps=np.stack([q[2] for q in qs]), songs=np.array([cat.song_id(q[0]) for q in qs]),
              offsets=np.array([q[1] for q in qs]))
-    out = os.path.join(workdir, f"results-{n_songs}-{dtype}.json")
     env = {k: v for k, v in os.environ.items() if k not in ("OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")}
     env["OMP_WAIT_POLICY"] = "PASSIVE"
-    t0 = time.perf_counter()
-    subprocess.run([sys.executable, os.path.abspath(__file__), "--serve", path, qfile, out, "--k", str(k),
-                    "--threads", str(threads)], check=True, env=env)
-    serve_s = time.perf_counter() - t0
-    r = json.load(open(out))
     truth = [cat.song_id(q[0]) for q in qs]
     offsets = [q[1] for q in qs]
-    correct = [a == b and abs(t - o) <= 1.0 for a, b, t, o in zip(r["top1"], truth, r["top1_time"], offsets)]
     t0 = time.perf_counter()
     # the exhaustive pass costs queries x fingerprints: at most n_exhaustive fingerprint-queries, 20 queries at least
     ne = min(n_queries, max(20, int(n_exhaustive // max(1, info["fingerprints"]))))
-    ex = exhaustive(path, np.stack([q[2] for q in qs[:ne]]), threads) if ne else []
+    exs = exhaustive(path, np.stack([q[2] for q in qs[:ne]]), threads, tempo=True in tempo_modes) if ne else {}
     ex_s = time.perf_counter() - t0
-    agree = [e[0] == t for e, t in zip(ex, r["top1"])]
-    lat = np.array(r["latency"])
     ray_row = shard_compare(path, shards, np.stack([q[2] for q in qs]), k) if shards else None
     disk = sum(os.path.getsize(os.path.join(path, f)) for f in os.listdir(path))
-    return {
-        "songs": n_songs, "dtype": dtype, "fingerprints": info["fingerprints"], "hours": info["hours"],
-        "faiss": r["faiss"], "k": k, "build_s": built["build_s"], "generate_s": built["generate_s"],
-        "disk_bytes": disk, "rss": r["rss"], "uss": r["uss"], "peak_rss": r["peak_rss"], "open_s": r["open_s"],
-        "p50_s": float(np.percentile(lat, 50)), "p95_s": float(np.percentile(lat, 95)),
-        "ann_p50_s": float(np.median(r["ann_s"])), "rerank_p50_s": float(np.median(r["rerank_s"])),
-        "candidates": int(np.median(r["n_candidates"])), "recall": float(np.mean(r["recall"])),
-        "top1_correct": float(np.mean(correct)), "queries": n_queries, "exhaustive_queries": ne,
-        "exhaustive_truth": float(np.mean([e[0] == t for e, t in zip(ex, truth)])) if ne else None,
-        "agree": float(np.mean(agree)) if ne else None, "exhaustive_s": ex_s, "serve_s": serve_s,
-        "shards": ray_row,
-    }
+    rows = []
+    for tempo in tempo_modes:
+        out = os.path.join(workdir, f"results-{n_songs}-{dtype}{'-tempo' if tempo else ''}.json")
+        t0 = time.perf_counter()
+        subprocess.run([sys.executable, os.path.abspath(__file__), "--serve", path, qfile, out, "--k", str(k),
+                        "--threads", str(threads)] + (["--tempo-scan", "on"] if tempo else []), check=True, env=env)
+        serve_s = time.perf_counter() - t0
+        r = json.load(open(out))
+        correct = [a == b and abs(t - o) <= 1.0 for a, b, t, o in zip(r["top1"], truth, r["top1_time"], offsets)]
+        ex = exs.get(tempo, [])
+        agree = [e[0] == t for e, t in zip(ex, r["top1"])]
+        lat = np.array(r["latency"])
+        rows.append({
+            "songs": n_songs, "dtype": dtype, "tempo_scan": tempo, "fingerprints": info["fingerprints"],
+            "hours": info["hours"], "faiss": r["faiss"], "k": k, "build_s": built["build_s"],
+            "generate_s": built["generate_s"], "disk_bytes": disk, "rss": r["rss"], "uss": r["uss"],
+            "peak_rss": r["peak_rss"], "open_s": r["open_s"],
+            "p50_s": float(np.percentile(lat, 50)), "p95_s": float(np.percentile(lat, 95)),
+            "ann_p50_s": float(np.median(r["ann_s"])), "rerank_p50_s": float(np.median(r["rerank_s"])),
+            "candidates": int(np.median(r["n_candidates"])), "recall": float(np.mean(r["recall"])),
+            "top1_correct": float(np.mean(correct)), "queries": n_queries, "exhaustive_queries": ne,
+            "exhaustive_truth": float(np.mean([e[0] == t for e, t in zip(ex, truth)])) if ne else None,
+            "agree": float(np.mean(agree)) if ne else None, "exhaustive_s": ex_s, "serve_s": serve_s,
+            "shards": ray_row if tempo == tempo_modes[0] else None,
+        })
+    return rows
 
 
 def _mb(b: float) -> str:
@@ -360,13 +379,15 @@ def _mb(b: float) -> str:
 def table(rows: list[dict]) -> str:
     head = ("| songs | store | fingerprints | FAISS | build | on disk | query RSS (peak) | p50 | p95 | "
             "ANN / re-rank p50 | K | candidate recall | top-1 = exhaustive | top-1 correct |")
+    head = head.replace("| FAISS |", "| FAISS | re-rank |")
     out = [head, "|" + "---|" * (head.count("|") - 1)]
-    for r in sorted(rows, key=lambda r: r["songs"]):
+    for r in sorted(rows, key=lambda r: (r["songs"], r.get("tempo_scan", False))):
         f = r["faiss"]
         fa = f["kind"] + (f"/{f['quantizer']}" if "quantizer" in f else "") + (
             f" stride {f['stride']}" if f.get("stride", 1) > 1 else "") + (" on disk" if f.get("ondisk") else "")
         ag = "-" if r["agree"] is None else f"{r['agree']:.3f} ({r['exhaustive_queries']} q)"
-        out.append(f"| {r['songs']:,} | {r['dtype']} | {r['fingerprints']:,} | {fa} | {r['build_s']:.0f} s | "
+        out.append(f"| {r['songs']:,} | {r['dtype']} | {r['fingerprints']:,} | {fa} | "
+                   f"{'Pearson + tempo' if r.get('tempo_scan') else 'Pearson'} | {r['build_s']:.0f} s | "
                    f"{_mb(r['disk_bytes'])} | {_mb(r['rss'])} ({_mb(r['peak_rss']) if r['peak_rss'] else 'n/a'}) | {r['p50_s'] * 1e3:.0f} ms | "
                    f"{r['p95_s'] * 1e3:.0f} ms | {r['ann_p50_s'] * 1e3:.0f} / {r['rerank_p50_s'] * 1e3:.0f} ms | "
                    f"{r['k']} | {r['recall']:.3f} | {ag} | {r['top1_correct']:.3f} |")
@@ -412,10 +433,12 @@ def main(argv=None) -> int:
                     help="no run: the table (and --markdown) from the result rows that earlier runs wrote to "
                          "--workdir (row-SONGS-DTYPE.json)")
     ap.add_argument("--v1", action="store_true", help="the first generator (V1: noisier queries) instead")
+    ap.add_argument("--tempo-scan", choices=("off", "on", "both"), default="off",
+                    help="re-rank with the searcher's tempo re-scoring (tempo_scan=True), or time both")
     ap.add_argument("--serve", nargs=3, metavar=("INDEX", "QUERIES", "OUT"), help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     if args.serve:
-        serve_queries(*args.serve, k=args.k, threads=args.threads)
+        serve_queries(*args.serve, k=args.k, threads=args.threads, tempo_scan=args.tempo_scan == "on")
         return 0
     from chadml.index.store import store_dtype
     workdir = args.workdir or tempfile.mkdtemp(prefix="chad-scale-")
@@ -427,16 +450,18 @@ def main(argv=None) -> int:
         if args.markdown:
             write_markdown(args.markdown, rows, "python bench/bench_scale.py " + " ".join(argv or sys.argv[1:]))
         return 0
+    modes = {"off": (False,), "on": (True,), "both": (False, True)}[args.tempo_scan]
     for n in args.songs:
-        r = bench_size(n, workdir=workdir, dtype=store_dtype(args.store), n_queries=args.queries,
-                       n_exhaustive=args.exhaustive, k=args.k, threads=args.threads, keep=args.keep,
-                       shards=args.shards, v1=args.v1)
-        rows.append(r)
-        print(json.dumps(r), flush=True)
-        with open(os.path.join(workdir, f"row-{n}-{r['dtype']}.json"), "w") as f:
-            json.dump(r, f)
+        rs = bench_size(n, workdir=workdir, dtype=store_dtype(args.store), n_queries=args.queries,
+                        n_exhaustive=args.exhaustive, k=args.k, threads=args.threads, keep=args.keep,
+                        shards=args.shards, v1=args.v1, tempo_modes=modes)
+        for r in rs:
+            rows.append(r)
+            print(json.dumps(r), flush=True)
+            with open(os.path.join(workdir, f"row-{n}-{r['dtype']}{'-tempo' if r['tempo_scan'] else ''}.json"), "w") as f:
+                json.dump(r, f)
         if not args.keep:
-            shutil.rmtree(os.path.join(workdir, f"scale-{n}-{r['dtype']}"), ignore_errors=True)
+            shutil.rmtree(os.path.join(workdir, f"scale-{n}-{rs[0]['dtype']}"), ignore_errors=True)
     print(table(rows))
     if args.markdown:
         write_markdown(args.markdown, rows, "python bench/bench_scale.py " + " ".join(argv or sys.argv[1:]))

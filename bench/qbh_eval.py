@@ -108,7 +108,7 @@ def read_queries(eval_dir):
 
 
 def run(eval_dir: str, method: str, out_json: str | None, top: int = 100, k: int = 5000,
-        limit: int | None = None) -> dict:
+        limit: int | None = None, tempo_scan: bool = False) -> dict:
     """Index the references with ``method`` and score both query kinds; ``limit``: only the first ``limit``
     songs (in id order) and their queries (a smaller catalogue for the slow f0-DTW baseline)."""
     from chadml.evaluate import evaluate
@@ -117,7 +117,7 @@ def run(eval_dir: str, method: str, out_json: str | None, top: int = 100, k: int
     t0 = time.perf_counter()
     if method.startswith("model:"):
         from chadml.search import Searcher
-        searcher = Searcher(model_index(eval_dir, method.split(":", 1)[1], songs, tag), k=k)
+        searcher = Searcher(model_index(eval_dir, method.split(":", 1)[1], songs, tag), k=k, tempo_scan=tempo_scan)
     elif method == "f0-dtw":
         from chadml.search import F0DtwSearcher, F0Index
         idx_dir = os.path.join(eval_dir, "f0-index" + tag)
@@ -133,6 +133,8 @@ def run(eval_dir: str, method: str, out_json: str | None, top: int = 100, k: int
     in_catalogue = {sid for sid, _, _ in songs}
     rows = [r for r in read_queries(eval_dir) if r["song"] in in_catalogue]
     res = {"method": method, "songs": len(songs), "index_s": round(t_index, 1), "kinds": {}}
+    if tempo_scan:
+        res["tempo_scan"] = True
     for kind in ("hum", "fluid"):
         sel = [r for r in rows if r["kind"].split(":")[0] == kind]
         t = time.perf_counter()
@@ -199,6 +201,7 @@ def main(argv=None):
     r.add_argument("--method", required=True)
     r.add_argument("--json", default=None)
     r.add_argument("--limit", type=int, default=None, help="only the first N songs and their queries")
+    r.add_argument("--tempo-scan", action="store_true", help="model methods: re-rank with the tempo re-scoring")
     sp = sub.add_parser("speed")
     sp.add_argument("--eval", required=True)
     sp.add_argument("--model", required=True)
@@ -210,7 +213,7 @@ def main(argv=None):
     elif a.cmd == "build":
         build(a.out, a.songs, a.seed, a.engine)
     else:
-        run(a.eval, a.method, a.json, limit=a.limit)
+        run(a.eval, a.method, a.json, limit=a.limit, tempo_scan=a.tempo_scan)
 
 
 if __name__ == "__main__":

@@ -103,6 +103,8 @@ def test_bad_input_is_one_line_and_exit_2(tmp_path, capsys):
     query.write_bytes(b"")
     assert main(["query", "--index", missing, str(query)]) == 2
     _one_line_error(capsys, "--index", missing)
+    assert main(["query", "--index", missing, "--rerank", "dtw", "--tempo-scan", str(query)]) == 2
+    _one_line_error(capsys, "--tempo-scan")
 
     truth = tmp_path / "truth.csv"
     truth.write_text("query,song\nq,s\n")

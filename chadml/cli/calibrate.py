@@ -48,7 +48,7 @@ def run(args: argparse.Namespace) -> int:
     if args.method == "encoder" and args.long_index:
         raise UsageError("--long-index: calibrate each index on its own (run once per --index)")
     searcher, index_flag = method_searcher(args)
-    where, name = (args.f0_index, "f0-dtw") if args.method == "f0-dtw" else (args.index, args.rerank)
+    where, name = (args.f0_index, "f0-dtw") if args.method == "f0-dtw" else (args.index, searcher.score_name)
     check_truth(searcher, queries, truth, truth_name=f"--truth {args.truth}", index_name=index_flag)
     pos = [(p, truth[q]) for q, p in queries]
     try:

@@ -133,6 +133,9 @@ def add_searcher_args(p) -> None:
                    "(default: INDEX/f0)")
     p.add_argument("-k", "--candidates", type=int, default=5000, dest="k",
                    help="candidate songs to re-rank (default 5000, capped by the index size)")
+    p.add_argument("--tempo-scan", action="store_true",
+                   help="--rerank pearson: re-score the best songs with the query stretched to other tempi "
+                        "(0.8-1.25x), for hums faster or slower than the song")
     p.add_argument("--threads", type=int, default=None, help="threads for FAISS and the re-ranker (default: all)")
     p.add_argument("--device", default=None, help="torch device of the model (default: cuda if available)")
     add_separator_args(p, what="queries (for singing over accompaniment; hummings need none)")
@@ -150,7 +153,10 @@ def make_searcher(args):
     if args.threads is not None and args.threads < 0:
         raise UsageError(f"--threads must be >= 0, got {args.threads}")
     check_device(args.device)
+    if getattr(args, "tempo_scan", False) and args.rerank != "pearson":
+        raise UsageError(f"--tempo-scan re-scores max Pearson: it needs --rerank pearson, got --rerank {args.rerank}")
     kw = dict(rerank=args.rerank, k=args.k, threads=args.threads, device=args.device,
+              tempo_scan=bool(getattr(args, "tempo_scan", False)),
               f0_index=getattr(args, "f0_index", None), separator=separator_from_args(args))
     idx = _open_index(args.index, "--index")
     short = Searcher(idx, fingerprinter=_index_model(idx, "--index", args.model, args.device), **kw)

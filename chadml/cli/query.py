@@ -49,7 +49,7 @@ def _searcher(args: argparse.Namespace):
     from ..search.sharded import ShardedSearcher
     from .options import separator_from_args
     return ShardedSearcher(args.index, ray_address=args.ray, k=args.k, threads=args.threads, device=args.device,
-                           fingerprinter=args.model, separator=separator_from_args(args))
+                           fingerprinter=args.model, separator=separator_from_args(args), tempo_scan=args.tempo_scan)
 
 
 def run(args: argparse.Namespace) -> int:

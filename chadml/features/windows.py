@@ -19,7 +19,7 @@ import numpy as np
 
 from ..config import check_number, from_dict
 
-__all__ = ["WindowConfig", "SHORT", "LONG", "window_starts", "make_windows"]
+__all__ = ["WindowConfig", "SHORT", "LONG", "window_starts", "make_windows", "lerp_rows", "stretch", "tempo_grid"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -126,3 +126,41 @@ def make_windows(features: np.ndarray, window: WindowConfig, frame_rate: float) 
     view = np.lib.stride_tricks.sliding_window_view(x, win, axis=1)  # (F, T - win + 1, win)
     windows = np.ascontiguousarray(view[:, starts].transpose(1, 0, 2))
     return windows, starts.astype(np.float64) / float(frame_rate)
+
+
+# ---- a sequence of windows at another tempo (mining's tempo scan, the searcher's tempo re-ranking) ----
+
+def lerp_rows(rows: np.ndarray, pos: np.ndarray) -> np.ndarray:
+    """The rows of ``rows`` at fractional positions ``pos`` (0 .. len - 1), linearly interpolated."""
+    i = np.minimum(np.floor(pos).astype(np.int64), len(rows) - 1)
+    j = np.minimum(i + 1, len(rows) - 1)
+    f = (pos - i)[:, None].astype(np.float32)
+    return (1 - f) * rows[i] + f * rows[j]
+
+
+def stretch(fps: np.ndarray, ratio: float) -> np.ndarray:
+    """The rows of a fingerprint sequence as sung ``ratio`` times slower, on the same window step: row ``j`` is
+    the linear interpolation at position ``j / ratio`` (``floor((n - 1) * ratio) + 1`` rows).
+
+    >>> import numpy as np
+    >>> [round(float(v), 3) for v in stretch(np.arange(4.0)[:, None], 1.5).ravel()]
+    [0.0, 0.667, 1.333, 2.0, 2.667]
+    """
+    n = len(fps)
+    if n == 0 or not ratio > 0:
+        raise ValueError(f"stretch needs rows and a ratio > 0, got {n} rows and ratio {ratio!r}")
+    m = int(math.floor((n - 1) * ratio + 1e-9)) + 1
+    return np.ascontiguousarray(lerp_rows(fps, np.arange(m) / ratio), dtype=np.float32)
+
+
+def tempo_grid(low: float, high: float, step: float) -> np.ndarray:
+    """The tempo ratios of a scan: the powers of ``1 + step`` within ``[low, high]`` (1 among them).
+
+    >>> tempo_grid(0.9, 1.1, 0.05).round(4).tolist()
+    [0.907, 0.9524, 1.0, 1.05]
+    """
+    if not (0 < low <= 1 <= high and step > 0):
+        raise ValueError(f"a tempo scan needs 0 < low <= 1 <= high and step > 0, got {low!r}, {high!r}, {step!r}")
+    g = math.log1p(step)
+    k0, k1 = math.ceil(math.log(low) / g - 1e-9), math.floor(math.log(high) / g + 1e-9)
+    return np.exp(np.arange(k0, k1 + 1) * g)

@@ -20,6 +20,7 @@ import chadsp
 import numpy as np
 
 from ..features import FeatureConfig, extract_features
+from ..features.windows import lerp_rows, stretch, tempo_grid
 from .config import SR, MiningConfig
 from .embedding import Embedding
 
@@ -86,14 +87,6 @@ def _tempo_start(frag_fps: np.ndarray, offset_s: float, cover: Embedding, lag: i
     return head + mid - ratio * (mid + offset_s), ratio, min(thirds)
 
 
-def _lerp_rows(rows: np.ndarray, pos: np.ndarray) -> np.ndarray:
-    """The rows of ``rows`` at fractional positions ``pos`` (0 .. len - 1), linearly interpolated."""
-    i = np.minimum(np.floor(pos).astype(np.int64), len(rows) - 1)
-    j = np.minimum(i + 1, len(rows) - 1)
-    f = (pos - i)[:, None].astype(np.float32)
-    return (1 - f) * rows[i] + f * rows[j]
-
-
 def tempo_ratios(config: MiningConfig) -> np.ndarray:
     """The tempo ratios (cover seconds per original second) a tempo scan tries: powers of
     ``1 + tempo_step`` within ``tempo_range``, 1 among them.
@@ -101,25 +94,7 @@ def tempo_ratios(config: MiningConfig) -> np.ndarray:
     >>> tempo_ratios(MiningConfig()).round(3).tolist()[:3], len(tempo_ratios(MiningConfig()))
     ([0.813, 0.837, 0.863], 15)
     """
-    lo, hi = config.tempo_range
-    g = math.log1p(config.tempo_step)
-    k0, k1 = math.ceil(math.log(lo) / g - 1e-9), math.floor(math.log(hi) / g + 1e-9)
-    return np.exp(np.arange(k0, k1 + 1) * g)
-
-
-def stretch(fps: np.ndarray, ratio: float) -> np.ndarray:
-    """The rows of a fingerprint sequence as sung ``ratio`` times slower, on the same window step: row ``j`` is
-    the linear interpolation at position ``j / ratio`` (``floor((n - 1) * ratio) + 1`` rows).
-
-    >>> import numpy as np
-    >>> [round(float(v), 3) for v in stretch(np.arange(4.0)[:, None], 1.5).ravel()]
-    [0.0, 0.667, 1.333, 2.0, 2.667]
-    """
-    n = len(fps)
-    if n == 0 or ratio <= 0:
-        raise ValueError(f"stretch needs rows and a ratio > 0, got {n} rows and ratio {ratio!r}")
-    m = int(math.floor((n - 1) * ratio + 1e-9)) + 1
-    return np.ascontiguousarray(_lerp_rows(fps, np.arange(m) / ratio), dtype=np.float32)
+    return tempo_grid(*config.tempo_range, config.tempo_step)
 
 
 def tempo_curve(frag_fps: np.ndarray, cover_fps: np.ndarray, ratios) -> tuple[np.ndarray, np.ndarray]:
@@ -153,7 +128,7 @@ def _rows_at(cover: Embedding, times: np.ndarray) -> np.ndarray | None:
         return None
     if times[0] < st[0] - 0.5 * step or times[-1] > st[-1] + 0.5 * step:
         return None
-    return _lerp_rows(cover.fps, np.clip((times - st[0]) / step, 0, len(st) - 1))
+    return lerp_rows(cover.fps, np.clip((times - st[0]) / step, 0, len(st) - 1))
 
 
 def line_score(rows: np.ndarray, times: np.ndarray, cover: Embedding, start: float, ratio: float,
@@ -413,7 +388,7 @@ def key_shift(original: np.ndarray, start: float, end: float, cover: np.ndarray,
     if len(x) < 2 or cb - ca < 2 or len(seg) < 2:
         return None
     n = max(len(x), int(round(len(seg) * len(x) / (cb - ca))))        # the cover's span at the original's tempo
-    seg = _lerp_rows(seg, np.linspace(0.0, len(seg) - 1, n))
+    seg = lerp_rows(seg, np.linspace(0.0, len(seg) - 1, n))
     best, arg = -np.inf, None
     for k in range(-max_shift, max_shift + 1):
         if lo + k < 0 or hi + k > seg.shape[1]:

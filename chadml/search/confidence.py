@@ -268,12 +268,14 @@ def calibrate(searcher, positives, negatives, *, rerank: str | None = None, fitt
         if not ms or f is None or getattr(searcher, "last_reason", None):
             continue
         (pos if is_pos and ms[0].song_id == want else neg).append(f)
-    name = rerank or getattr(searcher, "rerank", "pearson")
+    name = rerank or getattr(searcher, "score_name", None) or getattr(searcher, "rerank", "pearson")
     return fit_calibration(pos, neg, name, threshold=threshold, fitted_on=fitted_on)
 
 
 def load_calibration(directory: str | os.PathLike | None, rerank: str) -> Calibration:
-    """The calibration of ``rerank`` stored in ``directory`` (:data:`CALIBRATION_FILE`), else the default."""
+    """The calibration of ``rerank`` stored in ``directory`` (:data:`CALIBRATION_FILE`), else the default
+    (for ``"pearson+tempo"``, the tempo re-scored max Pearson of ``Searcher(tempo_scan=True)``, with no
+    default of its own: the max Pearson one)."""
     if directory is not None:
         path = os.path.join(os.fspath(directory), CALIBRATION_FILE)
         if os.path.isfile(path):
@@ -281,6 +283,8 @@ def load_calibration(directory: str | os.PathLike | None, rerank: str) -> Calibr
                 d = json.load(f)
             if rerank in d.get("calibrations", {}):
                 return Calibration.from_dict(d["calibrations"][rerank])
+    if rerank not in DEFAULT_CALIBRATIONS and rerank.endswith("+tempo"):
+        return DEFAULT_CALIBRATIONS[rerank[:-len("+tempo")]]
     return DEFAULT_CALIBRATIONS[rerank]
 
 

@@ -36,6 +36,7 @@ import numpy as np
 from ..config import SAMPLE_RATE, SILENCE_PEAK, check_top
 from ..errors import ChadError
 from ..features.voicing import find_voiced
+from ..features.windows import stretch, tempo_grid
 from ..index import SongIndex, fingerprinter_id
 from ..models import is_builtin, load_fingerprinter
 from ..separation import get_separator
@@ -47,7 +48,15 @@ from .f0 import F0DtwSearcher
 
 log = logging.getLogger(__name__)
 
-__all__ = ["Searcher", "FusedSearcher"]
+__all__ = ["Searcher", "FusedSearcher", "tempo_rescore", "TEMPO_RANGE", "TEMPO_STEP", "TEMPO_TOP", "TEMPO_SLACK"]
+
+#: the tempo re-scoring of ``rerank="pearson"`` (:func:`tempo_rescore`): the query stretched to each ratio
+#: of ``TEMPO_RANGE`` (powers of ``1 + TEMPO_STEP``; song seconds per query second) ...
+TEMPO_RANGE = (0.8, 1.25)
+TEMPO_STEP = 0.03
+#: ... on the ``TEMPO_TOP`` best songs of the rigid max Pearson, within ``TEMPO_SLACK`` rows of its match
+TEMPO_TOP = 100
+TEMPO_SLACK = 4
 
 
 class Searcher:
@@ -77,6 +86,8 @@ class Searcher:
         default; False: searched as they are).
     calibration : a :class:`chadml.search.confidence.Calibration` of the matches' ``confidence``
         (default: the index's ``calibration.json`` for this re-ranker, else the built-in one).
+    tempo_scan : ``rerank="pearson"`` only: re-score the best songs with the query stretched to other
+        tempi (:func:`tempo_rescore`), for queries hummed faster or slower than the song.
 
     Example
     -------
@@ -87,7 +98,8 @@ class Searcher:
     def __init__(self, index, *, fingerprinter=None, rerank: str = "pearson", k: int = 5000,
                  neighbors: int | None = None, nprobe: int | None = None, band: int | None = None,
                  threads: int | None = None, max_query_s: float | None = 60.0, auto_refresh: bool = True,
-                 device=None, f0_index=None, separator=None, voicing=None, calibration: Calibration | None = None):
+                 device=None, f0_index=None, separator=None, voicing=None, calibration: Calibration | None = None,
+                 tempo_scan: bool = False):
         if rerank not in RERANKERS:
             raise ValueError(f"rerank must be one of {RERANKERS}, got {rerank!r}")
         for name, v, lo in (("k", k, 1), ("neighbors", neighbors, 1), ("nprobe", nprobe, 1),
@@ -98,6 +110,13 @@ class Searcher:
             raise ValueError(f"max_query_s must be > 0 or None, got {max_query_s!r}")
         self.index = index if isinstance(index, SongIndex) else SongIndex.open(index)
         self.rerank, self.k, self.neighbors, self.nprobe, self.band = rerank, int(k), neighbors, nprobe, band
+        if not isinstance(tempo_scan, bool):
+            raise ValueError(f"tempo_scan must be True or False, got {tempo_scan!r}")
+        if tempo_scan and rerank != "pearson":
+            raise ValueError(f"tempo_scan re-scores max Pearson: it needs rerank='pearson', got {rerank!r}")
+        self.tempo_scan = tempo_scan
+        #: the name of this searcher's scores (its calibration's key): the re-ranker, "+tempo" with tempo_scan
+        self.score_name = rerank + ("+tempo" if tempo_scan else "")
         self.threads, self.max_query_s, self.auto_refresh = threads, max_query_s, auto_refresh
         self._fp_arg, self._device = fingerprinter, device
         self._fingerprinter = None
@@ -110,7 +129,7 @@ class Searcher:
         self.voicing = voicing_option(voicing)
         if calibration is not None and not isinstance(calibration, Calibration):
             raise TypeError(f"calibration must be a Calibration, got {type(calibration).__name__}")
-        self.calibration = calibration or load_calibration(self.index.dir, rerank)
+        self.calibration = calibration or load_calibration(self.index.dir, self.score_name)
         self._f0 = self._query_contour = None
         if rerank == "dtw-f0":
             self._f0 = F0DtwSearcher(f0_index if f0_index is not None else os.path.join(self.index.dir, "f0"),
@@ -292,6 +311,9 @@ class Searcher:
         rows = idx.rows
         starts, lengths = idx.ranges(cand)
         scores, lags = chadsp.rerank_ranges(q, rows.data, starts, lengths, scales=rows.scale, threads=self.threads)
+        if self.tempo_scan:
+            scores, lags = tempo_rescore(q, rows.data, starts, lengths, scores, lags, scales=rows.scale,
+                                         threads=self.threads)
         idx.release(cand)
         # a song shorter than the query slides inside it (lag <= 0): the match starts at the song's start
         np.maximum(lags, 0, out=lags)
@@ -392,3 +414,49 @@ def _query_each(searcher, audios: Iterable, sr: int, top: int) -> list[list[Matc
         out.append(searcher.query(a, sr=sr, top=top))
         searcher.batch_timing.append(dict(searcher.last_timing))
     return out
+
+
+def tempo_rescore(q: np.ndarray, data: np.ndarray, starts: np.ndarray, lengths: np.ndarray, scores: np.ndarray,
+                  lags: np.ndarray, *, scales=None, ratios=None, top: int = TEMPO_TOP, slack: int = TEMPO_SLACK,
+                  threads: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """The rigid max Pearson ``scores``/``lags`` of the songs at row ranges ``starts``/``lengths`` of ``data``
+    (``chadsp.rerank_ranges``), with the ``top`` best re-scored at other tempi: the query stretched to each
+    of ``ratios`` (default :data:`TEMPO_RANGE` by :data:`TEMPO_STEP`; :func:`chadml.features.windows.stretch`)
+    and correlated around the rigid match (its centre kept, ``slack`` rows either way); a song keeps the
+    best of its rigid and stretched scores, and the lag of the best (the song row of the query's start).
+
+    People hum at their own tempo: at 0.85x a 10 s query is 8.5 s of the song, and its rigid alignment holds
+    only in the middle. A stretched copy that does not fit in its song whole is not scored (a partial overlap
+    would be scored on fewer rows). The results are new arrays; ranking the top by the rigid score first keeps
+    the cost of a few hundred small ranges whatever the number of candidates.
+    """
+    scores = np.array(scores, dtype=np.float32)
+    lags = np.array(lags, dtype=np.int64)
+    starts, lengths = np.asarray(starts, np.int64), np.asarray(lengths, np.int64)
+    n = len(q)
+    if n < 2 or len(scores) == 0:
+        return scores, lags
+    ratios = tempo_grid(*TEMPO_RANGE, TEMPO_STEP) if ratios is None else np.asarray(ratios, np.float64)
+    sel = np.argsort(-scores, kind="stable")[:max(int(top), 0)]
+    sel = sel[np.isfinite(scores[sel]) & (lengths[sel] >= n)]
+    centre = lags[sel] + (n - 1) / 2.0
+    base = scores[sel].copy()
+    for r in ratios:
+        if abs(r - 1.0) < 1e-9:
+            continue                    # the rigid score is the best over every lag already
+        qs = stretch(q, float(r))
+        m = len(qs)
+        w0 = np.round(centre - (m - 1) / 2.0).astype(np.int64) - slack
+        lo = np.clip(w0, 0, lengths[sel])
+        hi = np.clip(w0 + m + 2 * slack, 0, lengths[sel])
+        ok = hi - lo >= m
+        if not ok.any():
+            continue
+        sc, lg = chadsp.rerank_ranges(qs, data, starts[sel][ok] + lo[ok], (hi - lo)[ok], scales=scales,
+                                      threads=threads)
+        at = np.flatnonzero(ok)
+        better = sc > base[at]
+        base[at[better]] = sc[better]
+        lags[sel[at[better]]] = lo[ok][better] + lg[better]
+    scores[sel] = base
+    return scores, lags

@@ -63,8 +63,10 @@ class ShardedSearcher(Searcher):
             raise ValueError("a sharded index is re-ranked by max Pearson (rerank='pearson')")
         super().__init__(self.shards.shard(0), k=k, neighbors=neighbors, nprobe=nprobe, threads=threads,
                          auto_refresh=False, **kw)
+        # with tempo_scan each shard re-scores its own best TEMPO_TOP: a song just outside the single
+        # index's best may be re-scored here too (the rankings agree where the two sets do)
         shard_kw = {"k": k, "neighbors": neighbors, "nprobe": nprobe, "threads": threads,
-                    "auto_refresh": auto_refresh}
+                    "auto_refresh": auto_refresh, "tempo_scan": bool(kw.get("tempo_scan", False))}
         self.ray_address = ray_address
         self._ray = None
         if ray_address is not None:
