@@ -87,7 +87,9 @@ class Searcher:
     calibration : a :class:`chadml.search.confidence.Calibration` of the matches' ``confidence``
         (default: the index's ``calibration.json`` for this re-ranker, else the built-in one).
     tempo_scan : ``rerank="pearson"`` only: re-score the best songs with the query stretched to other
-        tempi (:func:`tempo_rescore`), for queries hummed faster or slower than the song.
+        tempi (:func:`tempo_rescore`), for queries far faster or slower than the song. Off by default: the
+        shipped model's 3 s windows absorb ordinary tempo errors, and on the independent evaluation set it
+        gains nothing (bench/README.md).
 
     Example
     -------
