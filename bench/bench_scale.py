@@ -181,12 +181,12 @@ def build(path: str, cat: Catalogue, dtype: str) -> dict:
 # ---- the query process ------------------------------------------------------------------------------
 
 def serve_queries(index: str, queries: str, out: str, k: int, threads: int, warm: int = 3,
-                  tempo_scan: bool = False) -> None:
+                  tempo_scan: bool = False, nprobe: int | None = None) -> None:
     """Run in its own process: open the index, time each query, write the results to ``out``."""
     import psutil
     from chadml.search import Searcher
     t0 = time.perf_counter()
-    s = Searcher(index, k=k, threads=threads, auto_refresh=False, tempo_scan=tempo_scan)
+    s = Searcher(index, k=k, threads=threads, auto_refresh=False, tempo_scan=tempo_scan, nprobe=nprobe)
     open_s = time.perf_counter() - t0
     rss_open = psutil.Process().memory_info().rss
     z = np.load(queries)
@@ -367,6 +367,8 @@ def bench_size(n_songs: int, *, workdir: str, dtype: str, n_queries: int, n_exha
             "top1_correct": float(np.mean(correct)), "queries": n_queries, "exhaustive_queries": ne,
             "exhaustive_truth": float(np.mean([e[0] == t for e, t in zip(ex, truth)])) if ne else None,
             "agree": float(np.mean(agree)) if ne else None, "exhaustive_s": ex_s, "serve_s": serve_s,
+            "exhaustive_top1": [[sid, sc] for sid, sc in ex], "top1": r["top1"], "top1_score": r["top1_score"],
+            "truth": truth,
             "shards": ray_row if tempo == tempo_modes[0] else None,
         })
     return rows
@@ -435,10 +437,12 @@ def main(argv=None) -> int:
     ap.add_argument("--v1", action="store_true", help="the first generator (V1: noisier queries) instead")
     ap.add_argument("--tempo-scan", choices=("off", "on", "both"), default="off",
                     help="re-rank with the searcher's tempo re-scoring (tempo_scan=True), or time both")
+    ap.add_argument("--nprobe", type=int, default=None, help="IVF lists visited (default: the index's)")
     ap.add_argument("--serve", nargs=3, metavar=("INDEX", "QUERIES", "OUT"), help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     if args.serve:
-        serve_queries(*args.serve, k=args.k, threads=args.threads, tempo_scan=args.tempo_scan == "on")
+        serve_queries(*args.serve, k=args.k, threads=args.threads, tempo_scan=args.tempo_scan == "on",
+                      nprobe=args.nprobe)
         return 0
     from chadml.index.store import store_dtype
     workdir = args.workdir or tempfile.mkdtemp(prefix="chad-scale-")
