@@ -337,6 +337,15 @@ def bench_size(n_songs: int, *, workdir: str, dtype: str, n_queries: int, n_exha
     env["OMP_WAIT_POLICY"] = "PASSIVE"
     truth = [cat.song_id(q[0]) for q in qs]
     offsets = [q[1] for q in qs]
+    # the query processes first, while the build's FAISS lists are in the page cache (the exhaustive pass
+    # reads the whole store and pushes them out)
+    served = {}
+    for tempo in tempo_modes:
+        out = os.path.join(workdir, f"results-{n_songs}-{dtype}{'-tempo' if tempo else ''}.json")
+        t0 = time.perf_counter()
+        subprocess.run([sys.executable, os.path.abspath(__file__), "--serve", path, qfile, out, "--k", str(k),
+                        "--threads", str(threads)] + (["--tempo-scan", "on"] if tempo else []), check=True, env=env)
+        served[tempo] = (json.load(open(out)), time.perf_counter() - t0)
     t0 = time.perf_counter()
     # the exhaustive pass costs queries x fingerprints: at most n_exhaustive fingerprint-queries, 20 queries at least
     ne = min(n_queries, max(20, int(n_exhaustive // max(1, info["fingerprints"]))))
@@ -346,12 +355,7 @@ def bench_size(n_songs: int, *, workdir: str, dtype: str, n_queries: int, n_exha
     disk = sum(os.path.getsize(os.path.join(path, f)) for f in os.listdir(path))
     rows = []
     for tempo in tempo_modes:
-        out = os.path.join(workdir, f"results-{n_songs}-{dtype}{'-tempo' if tempo else ''}.json")
-        t0 = time.perf_counter()
-        subprocess.run([sys.executable, os.path.abspath(__file__), "--serve", path, qfile, out, "--k", str(k),
-                        "--threads", str(threads)] + (["--tempo-scan", "on"] if tempo else []), check=True, env=env)
-        serve_s = time.perf_counter() - t0
-        r = json.load(open(out))
+        r, serve_s = served[tempo]
         correct = [a == b and abs(t - o) <= 1.0 for a, b, t, o in zip(r["top1"], truth, r["top1_time"], offsets)]
         ex = exs.get(tempo, [])
         agree = [e[0] == t for e, t in zip(ex, r["top1"])]
