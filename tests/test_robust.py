@@ -203,7 +203,10 @@ def test_score_features_and_calibration_fit():
         fit_calibration(hit[:1], null, "pearson")
     with pytest.raises(ValueError):
         Calibration("pearson", (1.0, 2.0))
-    assert set(DEFAULT_CALIBRATIONS) == {"pearson", "dtw", "dtw-f0", "f0-dtw"}
+    assert set(DEFAULT_CALIBRATIONS) == {"pearson", "dtw", "dtw-f0", "f0-dtw", "pearson+tempo"}
+    # the tempo re-scored max Pearson has no fit of its own: max Pearson's, under its own name
+    assert DEFAULT_CALIBRATIONS["pearson+tempo"].coef == DEFAULT_CALIBRATIONS["pearson"].coef
+    assert DEFAULT_CALIBRATIONS["pearson+tempo"].rerank == "pearson+tempo"
 
 
 def test_calibration_is_stored_with_the_index(tmp_path):

@@ -153,10 +153,9 @@ def make_searcher(args):
     if args.threads is not None and args.threads < 0:
         raise UsageError(f"--threads must be >= 0, got {args.threads}")
     check_device(args.device)
-    if getattr(args, "tempo_scan", False) and args.rerank != "pearson":
+    if args.tempo_scan and args.rerank != "pearson":
         raise UsageError(f"--tempo-scan re-scores max Pearson: it needs --rerank pearson, got --rerank {args.rerank}")
-    kw = dict(rerank=args.rerank, k=args.k, threads=args.threads, device=args.device,
-              tempo_scan=bool(getattr(args, "tempo_scan", False)),
+    kw = dict(rerank=args.rerank, k=args.k, threads=args.threads, device=args.device, tempo_scan=args.tempo_scan,
               f0_index=getattr(args, "f0_index", None), separator=separator_from_args(args))
     idx = _open_index(args.index, "--index")
     short = Searcher(idx, fingerprinter=_index_model(idx, "--index", args.model, args.device), **kw)

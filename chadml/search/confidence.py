@@ -201,6 +201,8 @@ DEFAULT_CALIBRATIONS = {
 }
 #: the ``dtw-f0`` re-ranker scores the ANN candidates with the f0 + DTW matcher: the same scores
 DEFAULT_CALIBRATIONS["dtw-f0"] = dataclasses.replace(DEFAULT_CALIBRATIONS["f0-dtw"], rerank="dtw-f0")
+#: the tempo re-scored max Pearson (``Searcher(tempo_scan=True)``) has no fit of its own: max Pearson's
+DEFAULT_CALIBRATIONS["pearson+tempo"] = dataclasses.replace(DEFAULT_CALIBRATIONS["pearson"], rerank="pearson+tempo")
 
 
 def fit_calibration(positives, negatives, rerank: str, *, threshold: float | None = None, fitted_on: str = "",
@@ -273,9 +275,7 @@ def calibrate(searcher, positives, negatives, *, rerank: str | None = None, fitt
 
 
 def load_calibration(directory: str | os.PathLike | None, rerank: str) -> Calibration:
-    """The calibration of ``rerank`` stored in ``directory`` (:data:`CALIBRATION_FILE`), else the default
-    (for ``"pearson+tempo"``, the tempo re-scored max Pearson of ``Searcher(tempo_scan=True)``, with no
-    default of its own: the max Pearson one)."""
+    """The calibration of ``rerank`` stored in ``directory`` (:data:`CALIBRATION_FILE`), else the default."""
     if directory is not None:
         path = os.path.join(os.fspath(directory), CALIBRATION_FILE)
         if os.path.isfile(path):
@@ -283,8 +283,6 @@ def load_calibration(directory: str | os.PathLike | None, rerank: str) -> Calibr
                 d = json.load(f)
             if rerank in d.get("calibrations", {}):
                 return Calibration.from_dict(d["calibrations"][rerank])
-    if rerank not in DEFAULT_CALIBRATIONS and rerank.endswith("+tempo"):
-        return DEFAULT_CALIBRATIONS[rerank[:-len("+tempo")]]
     return DEFAULT_CALIBRATIONS[rerank]
 
 
